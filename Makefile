@@ -1,0 +1,65 @@
+# The two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+BROKER = $$(bash deploy/ensure-broker.sh)
+
+.PHONY: help install test lint unit integration demo worker bench drill kafka-up kafka-down kafka-status clean
+
+help:
+	@echo "make test      lint, type-check and run unit + integration tests on a real broker"
+	@echo "make demo      run a worker on a generated stream and print a summary"
+	@echo "make bench     throughput/latency/memory/restore benchmark (writes bench-results/)"
+	@echo "make drill     failure drills: kill -9, state wipe, broker restart, failover, poison"
+	@echo "make kafka-up | kafka-down | kafka-status   the local broker alone"
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+install: $(INSTALLED)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check stream_app tests
+	$(BIN)/ruff format --check stream_app tests
+	$(BIN)/mypy
+
+unit: $(INSTALLED)
+	$(BIN)/pytest tests/unit -q
+
+test: lint
+	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BIN)/pytest tests -v
+
+demo: $(INSTALLED)
+	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BIN)/python -m stream_app.demo
+
+worker: $(INSTALLED)
+	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BIN)/stream-app worker -l info
+
+bench: $(INSTALLED)
+	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BIN)/python -m stream_app.bench
+
+drill: $(INSTALLED)
+	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BIN)/python -m stream_app.drills
+
+kafka-up:
+	bash deploy/kafka/kafka.sh start
+
+kafka-down:
+	bash deploy/kafka/kafka.sh stop
+
+kafka-status:
+	bash deploy/kafka/kafka.sh status
+
+clean:
+	rm -rf data .local/worker-* bench-results drill-results .pytest_cache .mypy_cache .ruff_cache

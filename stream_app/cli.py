@@ -1,0 +1,41 @@
+"""The `stream-app` console command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from stream_app.settings import Settings, SettingsError
+from stream_app.worker.topics import ensure_topics
+
+USAGE = """usage: stream-app worker [faust worker options, e.g. -l info --web-port 6067]
+
+Starts a customer-session worker. Configuration comes from STREAM_APP_* environment
+variables (see README.md); Faust's worker options are passed through.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `stream-app` console script."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(USAGE, end="")
+        return
+    if args[0] != "worker":
+        sys.exit(f"stream-app: unknown command {args[0]!r}\n\n{USAGE}")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"stream-app: {exc}")
+    run_worker(settings, args)
+
+
+def run_worker(settings: Settings, args: list[str]) -> None:
+    """Create missing topics, build the app and hand control to Faust's worker command."""
+    # Imported here so that `stream-app --help` does not pay for importing Faust.
+    from stream_app.worker.app import create_worker
+
+    partitions = asyncio.run(ensure_topics(settings))
+    worker = create_worker(settings, partitions)
+    sys.argv = ["stream-app", *args]
+    worker.app.main()

@@ -1,0 +1,54 @@
+"""Output records (contract section 3): session snapshots and state transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct
+
+from stream_app.domain.events import CartItemInput
+
+SessionStateName = Literal["open", "closed", "cancelled", "partially_returned"]
+
+
+class CartItem(CartItemInput, frozen=True, kw_only=True):
+    """A cart line as emitted: the input item plus its derived fields."""
+
+    position: int
+    returned_quantity: int
+    remaining_quantity: int
+
+
+class CustomerSession(Struct, frozen=True, rename="camel"):
+    """The session snapshot; every field is always present on the wire."""
+
+    integration_id: str
+    application_id: int
+    created: datetime
+    updated: datetime
+    profile_id: str
+    coupon: str
+    referral: str
+    state: SessionStateName
+    cart_items: list[CartItem]
+    identifiers: list[str]
+    attributes: dict[str, Any]
+    discounts: dict[str, float]
+    total: float
+    first_session: bool
+    update_count: int
+
+
+class Transition(Struct, frozen=True, rename="camel"):
+    """A change of session state; `from` is null when the session was created."""
+
+    integration_id: str
+    application_id: int
+    profile_id: str
+    from_state: SessionStateName | None = msgspec.field(name="from")
+    to: SessionStateName
+    at: datetime
+    event_id: str
+    total: float

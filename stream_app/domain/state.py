@@ -1,0 +1,47 @@
+"""What the worker keeps per session, and its compact msgpack encoding."""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec import Struct
+
+from stream_app.domain.model import CustomerSession
+
+RECENT_EVENT_IDS = 1000
+
+
+class SessionState(Struct, frozen=True):
+    """A session's stored state: current session, dedup memory, profile claims, last emitted."""
+
+    session: CustomerSession
+    # Applied eventIds, oldest first, at most RECENT_EVENT_IDS of them.
+    recent_event_ids: list[str]
+    # profileId -> whether this session is its first session; None while the verdict is pending.
+    claims: dict[str, bool | None]
+    # Only set while snapshots are held back: the last snapshot that was emitted, if any.
+    published: CustomerSession | None = None
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(SessionState)
+
+
+def encode_state(state: SessionState) -> bytes:
+    """Encode a session state as msgpack for the state store."""
+    return _state_encoder.encode(state)
+
+
+def decode_state(raw: bytes) -> SessionState:
+    """Decode a session state written by encode_state (raises msgspec errors on garbage)."""
+    return _state_decoder.decode(raw)
+
+
+def is_held(state: SessionState) -> bool:
+    """Whether the session's snapshots are held back until its profile's verdict arrives."""
+    profile_id = state.session.profile_id
+    return profile_id != "" and state.claims.get(profile_id) is None
+
+
+def published_snapshot(state: SessionState) -> CustomerSession | None:
+    """The latest snapshot emitted for the session, i.e. what GET /sessions answers."""
+    return state.published if is_held(state) else state.session

@@ -1,0 +1,119 @@
+"""Settings: read once from the environment into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class ProcessingGuarantee(StrEnum):
+    """How the worker commits its work (see the README's "Delivery guarantees")."""
+
+    EXACTLY_ONCE = "exactly_once"
+    AT_LEAST_ONCE = "at_least_once"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the worker cannot use."""
+
+
+#: Every environment variable the worker reads, with its default (None: no default).
+ENV_DEFAULTS: Mapping[str, str] = {
+    "STREAM_APP_BROKER": "kafka://localhost:9092",
+    "STREAM_APP_ID": "customer-sessions",
+    "STREAM_APP_INPUT_TOPIC": "customer-session-events",
+    "STREAM_APP_OUTPUT_TOPIC": "customer-sessions",
+    "STREAM_APP_TRANSITIONS_TOPIC": "customer-session-transitions",
+    "STREAM_APP_DLQ_TOPIC": "customer-session-events-dlq",
+    "STREAM_APP_PARTITIONS": "8",
+    "STREAM_APP_DATA_DIR": "./data",
+    "STREAM_APP_WEB_PORT": "6066",
+    "STREAM_APP_PROCESSING_GUARANTEE": ProcessingGuarantee.EXACTLY_ONCE.value,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The worker's configuration; built by `Settings.from_env`, never read from env elsewhere."""
+
+    broker: str
+    app_id: str
+    input_topic: str
+    output_topic: str
+    transitions_topic: str
+    dlq_topic: str
+    partitions: int
+    data_dir: Path
+    web_port: int
+    processing_guarantee: ProcessingGuarantee
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every STREAM_APP_* variable once, applying the documented defaults."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            value = env.get(name, "").strip()
+            return value or ENV_DEFAULTS[name]
+
+        guarantee = get("STREAM_APP_PROCESSING_GUARANTEE")
+        try:
+            processing_guarantee = ProcessingGuarantee(guarantee)
+        except ValueError:
+            allowed = ", ".join(g.value for g in ProcessingGuarantee)
+            raise SettingsError(
+                f"STREAM_APP_PROCESSING_GUARANTEE={guarantee!r}: expected one of {allowed}"
+            ) from None
+        return cls(
+            broker=_broker_url(get("STREAM_APP_BROKER")),
+            app_id=get("STREAM_APP_ID"),
+            input_topic=get("STREAM_APP_INPUT_TOPIC"),
+            output_topic=get("STREAM_APP_OUTPUT_TOPIC"),
+            transitions_topic=get("STREAM_APP_TRANSITIONS_TOPIC"),
+            dlq_topic=get("STREAM_APP_DLQ_TOPIC"),
+            partitions=_positive_int("STREAM_APP_PARTITIONS", get("STREAM_APP_PARTITIONS")),
+            data_dir=Path(get("STREAM_APP_DATA_DIR")),
+            web_port=_positive_int("STREAM_APP_WEB_PORT", get("STREAM_APP_WEB_PORT")),
+            processing_guarantee=processing_guarantee,
+        )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker list as host:port strings, for plain Kafka clients."""
+        return [url.split("://", 1)[-1] for url in self.broker.split(",")]
+
+    @property
+    def claims_topic(self) -> str:
+        """Internal topic: profile claims keyed by (applicationId, profileId)."""
+        return f"{self.app_id}-profile-claims"
+
+    @property
+    def verdicts_topic(self) -> str:
+        """Internal topic: firstSession verdicts routed back to the session's partition."""
+        return f"{self.app_id}-profile-verdicts"
+
+    @property
+    def rekeyed_topic(self) -> str:
+        """Internal topic: events that arrived without a key, re-keyed by integrationId."""
+        return f"{self.app_id}-rekeyed-events"
+
+
+def _broker_url(raw: str) -> str:
+    # Faust wants a scheme on every entry; users often write plain host:port lists.
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if not entries:
+        raise SettingsError("STREAM_APP_BROKER is empty")
+    return ",".join(entry if "://" in entry else f"kafka://{entry}" for entry in entries)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a positive integer") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a positive integer")
+    return value

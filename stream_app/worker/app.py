@@ -1,0 +1,108 @@
+"""The composition root: one Faust app, its topics, tables, agents and web views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import StreamT
+from mode.utils.objects import cached_property
+
+from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.metrics import Metrics
+from stream_app.worker.profiles import ProfileProcessor
+from stream_app.worker.sessions import SessionProcessor
+from stream_app.worker.transactions import SourcePartitionTransactionManager
+from stream_app.worker.web import register_views
+
+#: Key and value bytes pass through Faust untouched: decoding is ours, at one boundary.
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+class StreamApp(faust.App):  # type: ignore[misc]
+    """Faust app whose exactly-once sends join the transaction of the event being processed."""
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.TransactionManager = SourcePartitionTransactionManager
+        return transport
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """Counters for GET /metrics."""
+        return Metrics()
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """Everything `create_worker` built, for the CLI, the web views and tests."""
+
+    app: StreamApp
+    settings: Settings
+    sessions: SessionProcessor
+    profiles: ProfileProcessor
+
+
+def create_worker(settings: Settings, partitions: int) -> Worker:
+    """Build the app for topics that all have `partitions` partitions (see `ensure_topics`)."""
+    app = StreamApp(
+        settings.app_id,
+        broker=settings.broker,
+        store=f"rocksdb://{settings.data_dir.resolve()}",
+        datadir=str(settings.data_dir),
+        web_port=settings.web_port,
+        processing_guarantee=settings.processing_guarantee.value,
+        topic_partitions=partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        # Outputs of one event are queued on the producer before the next event is handled.
+        stream_wait_empty=True,
+        broker_commit_every=1000,
+        broker_commit_interval=0.5,
+        producer_linger_ms=5,
+        table_cleanup_interval=3600.0,
+        web_transport="aiohttp://",
+        autodiscover=False,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
+    )
+    if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
+        app.conf.consumer_api_version = "auto"
+
+    def topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, internal=False, allow_empty=True, **RAW)
+
+    session_inbox = topic(settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic)
+    claims = topic(settings.claims_topic)
+    sessions_table = app.Table("sessions", partitions=partitions, **RAW)
+    profiles_table = app.Table("profiles", partitions=partitions, **RAW)
+
+    metrics: Metrics = app.metrics
+    sessions = SessionProcessor(
+        settings=settings,
+        table=sessions_table,
+        snapshots=topic(settings.output_topic),
+        transitions=topic(settings.transitions_topic),
+        dead_letters=topic(settings.dlq_topic),
+        claims=claims,
+        rekeyed=topic(settings.rekeyed_topic),
+        metrics=metrics,
+    )
+    profiles = ProfileProcessor(
+        table=profiles_table, verdicts=topic(settings.verdicts_topic), metrics=metrics
+    )
+
+    # concurrency=1 keeps each partition's events in order, as the contract requires.
+    @app.agent(session_inbox, concurrency=1, name="sessions")
+    async def process_sessions(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await sessions.handle(event.message)
+
+    @app.agent(claims, concurrency=1, name="profiles")
+    async def process_claims(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await profiles.handle(event.message)
+
+    register_views(app, sessions_table, sessions)
+    return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

@@ -1,0 +1,93 @@
+"""Create the worker's topics when missing, before Faust subscribes to them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(RuntimeError):
+    """Existing topics cannot be co-partitioned the way the worker needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic the worker needs: name, partitions and cleanup policy."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+async def ensure_topics(settings: Settings) -> int:
+    """Create missing topics; return the input topic's partition count, which all keyed topics share."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin"
+    )
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        replication = min(3, max(1, len(cluster["brokers"])))
+        await _create_missing(
+            admin, [TopicSpec(settings.input_topic, settings.partitions)], replication
+        )
+        partitions = (await _partition_counts(admin, [settings.input_topic]))[settings.input_topic]
+        # Outputs share the input's key and partition count so that a session's snapshot,
+        # transition and rejection land on the partition its events came from.
+        specs = [
+            TopicSpec(settings.output_topic, partitions, compacted=True),
+            TopicSpec(settings.transitions_topic, partitions),
+            TopicSpec(settings.dlq_topic, partitions),
+            TopicSpec(settings.claims_topic, partitions),
+            TopicSpec(settings.verdicts_topic, partitions),
+            TopicSpec(settings.rekeyed_topic, partitions),
+        ]
+        await _create_missing(admin, specs, replication)
+        counts = await _partition_counts(
+            admin, [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
+        )
+        wrong = {name: n for name, n in counts.items() if n != partitions}
+        if wrong:
+            raise TopicLayoutError(
+                f"internal topics {wrong} must have {partitions} partitions like "
+                f"{settings.input_topic!r}; delete them (they are rebuilt) or fix the input topic"
+            )
+        return partitions
+    finally:
+        await admin.close()
+
+
+async def _create_missing(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: int
+) -> None:
+    existing = set(await admin.list_topics())
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return
+    new_topics = [
+        NewTopic(
+            name=spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=replication,
+            topic_configs={"cleanup.policy": "compact" if spec.compacted else "delete"},
+        )
+        for spec in missing
+    ]
+    try:
+        await admin.create_topics(new_topics)
+    except TopicAlreadyExistsError:
+        # Another worker created it between our listing and our request: that is fine.
+        pass
+    log.info("created topics %s", [spec.name for spec in missing])
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    described = await admin.describe_topics(names)
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
