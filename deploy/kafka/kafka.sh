@@ -249,10 +249,12 @@ ensure_jars() {
   local tmp="$CACHE_DIR/libs.tmp.$$"
   rm -rf "$tmp"
   say "fetching Kafka jars with Maven into $LIBS (first run only) ..."
-  if ! mvn -q -B -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime; then
+  local mvnlog="$CACHE_DIR/mvn.log"
+  if ! mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$mvnlog" 2>&1; then
     rm -rf "$tmp"
-    die "Maven failed to fetch the Kafka jars (see output above; is Maven Central reachable?)"
+    tail -n 40 "$mvnlog" >&2
+    die "Maven failed to fetch the Kafka jars (full output: $mvnlog; is Maven Central reachable?)"
   fi
   compgen -G "$tmp/kafka_2.13-*.jar" >/dev/null || { rm -rf "$tmp"; die "Maven did not produce kafka_2.13 in $tmp"; }
   printf '%s\n' "$want" >"$tmp/.pom.sha256"
@@ -455,7 +457,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
