@@ -15,9 +15,11 @@ TOTAL_DECIMALS = 10
 
 def unit_price(item: CartItemInput) -> float:
     """Price of one unit of a cart item: its price plus all of its additional costs."""
-    if item.additional_costs is UNSET:
-        return item.price
-    return item.price + sum(cost.price for cost in item.additional_costs.values())
+    price = item.price
+    if item.additional_costs is not UNSET:
+        for cost in item.additional_costs.values():
+            price += cost.price
+    return price
 
 
 def cart_total(items: Iterable[CartItem]) -> float:

@@ -10,7 +10,7 @@ from stream_app.domain.model import CustomerSession
 RECENT_EVENT_IDS = 1000
 
 
-class SessionState(Struct, frozen=True):
+class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
     """A session's stored state: current session, dedup memory, profile claims, last emitted."""
 
     session: CustomerSession

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 from faust.types import StreamT
+from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
@@ -16,16 +16,14 @@ from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.transactions import SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
 
-#: Key and value bytes pass through Faust untouched: decoding is ours, at one boundary.
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
-
-class StreamApp(faust.App):  # type: ignore[misc]
+class StreamApp(faust.App):
     """Faust app whose exactly-once sends join the transaction of the event being processed."""
 
-    def _new_transport(self) -> Any:
+    def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
-        transport.TransactionManager = SourcePartitionTransactionManager
+        # Per instance, so that other apps in the same process keep Faust's behaviour.
+        transport.TransactionManager = SourcePartitionTransactionManager  # type: ignore[misc]
         return transport
 
     @cached_property
@@ -49,7 +47,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     app = StreamApp(
         settings.app_id,
         broker=settings.broker,
-        store=f"rocksdb://{settings.data_dir.resolve()}",
+        store="rocksdb://",
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
         processing_guarantee=settings.processing_guarantee.value,
@@ -62,7 +60,6 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         broker_commit_interval=0.5,
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,
-        web_transport="aiohttp://",
         autodiscover=False,
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
@@ -71,12 +68,21 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         app.conf.consumer_api_version = "auto"
 
     def topic(*names: str) -> faust.TopicT:
-        return app.topic(*names, internal=False, allow_empty=True, **RAW)
+        # Key and value bytes pass through Faust untouched: decoding is ours, at one boundary.
+        return app.topic(
+            *names,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
+        )
 
     session_inbox = topic(settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic)
     claims = topic(settings.claims_topic)
-    sessions_table = app.Table("sessions", partitions=partitions, **RAW)
-    profiles_table = app.Table("profiles", partitions=partitions, **RAW)
+    # bytes in, bytes out: Faust picks its "raw" serializer for both.
+    sessions_table = app.Table("sessions", partitions=partitions, key_type=bytes, value_type=bytes)
+    profiles_table = app.Table("profiles", partitions=partitions, key_type=bytes, value_type=bytes)
 
     metrics: Metrics = app.metrics
     sessions = SessionProcessor(
@@ -104,5 +110,5 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         async for event in stream.events():
             await profiles.handle(event.message)
 
-    register_views(app, sessions_table, sessions)
+    register_views(app, sessions_table, sessions, metrics)
     return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

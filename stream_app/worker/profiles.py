@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stream_app.domain import decide_claim, decode_claim, encode_json, profile_key
+from stream_app.domain import decide_claim, decode_claim, encode_verdict, profile_key
 from stream_app.worker.metrics import Metrics
 
 
@@ -28,7 +28,7 @@ class ProfileProcessor:
         partition = headers.get("session-partition")
         await self.verdicts.send(
             key=claim.integration_id.encode(),
-            value=encode_json(verdict),
+            value=encode_verdict(verdict),
             # The verdict goes to the partition that holds the session, whatever partitioner
             # its producer used.
             partition=None if partition is None else int(partition),

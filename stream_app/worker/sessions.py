@@ -16,6 +16,7 @@ from stream_app.domain import (
     apply_verdict,
     build_rejection,
     decode_event,
+    decode_key,
     decode_state,
     decode_verdict,
     encode_claim,
@@ -77,7 +78,7 @@ class SessionProcessor:
                 headers=_source_headers(message),
             )
             return
-        key = _record_key(message)
+        key = decode_key(message.key)
         stored = self.table.get(decoded.integration_id)
         state = None if stored is None else decode_state(stored)
         match apply_event(state, decoded, key):
@@ -133,12 +134,6 @@ class SessionProcessor:
         await self.dead_letters.send(key=key, value=encode_json(record))
 
 
-def _record_key(message: Any) -> str | None:
-    key: bytes | None = message.key
-    # A key that is not UTF-8 can never equal an integrationId: keep it visible, not fatal.
-    return None if key is None else key.decode("utf-8", "backslashreplace")
-
-
 def _source_headers(message: Any) -> list[tuple[str, bytes]]:
     return [
         ("source-topic", message.topic.encode()),
@@ -161,5 +156,5 @@ def _original_source(message: Any) -> RejectionSource:
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=_record_key(message),
+        key=decode_key(message.key),
     )

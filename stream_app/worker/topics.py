@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ class TopicSpec:
 
 
 async def ensure_topics(settings: Settings) -> int:
-    """Create missing topics; return the input topic's partition count, which all keyed topics share."""
+    """Create missing topics; return the input topic's partition count, shared by all of them."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin"
     )
@@ -80,11 +81,9 @@ async def _create_missing(
         )
         for spec in missing
     ]
-    try:
+    # Another worker may create one between our listing and our request: that is fine.
+    with contextlib.suppress(TopicAlreadyExistsError):
         await admin.create_topics(new_topics)
-    except TopicAlreadyExistsError:
-        # Another worker created it between our listing and our request: that is fine.
-        pass
     log.info("created topics %s", [spec.name for spec in missing])
 
 

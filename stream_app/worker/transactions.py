@@ -20,7 +20,7 @@ from faust.transport.consumer import TransactionManager
 from faust.types import TP
 
 
-class SourcePartitionTransactionManager(TransactionManager):  # type: ignore[misc]
+class SourcePartitionTransactionManager(TransactionManager):
     """Route each send to the transactional producer of the input partition being processed."""
 
     async def send(
@@ -43,7 +43,7 @@ class SourcePartitionTransactionManager(TransactionManager):  # type: ignore[mis
         source = event.message.tp
         group = self.app.assignor.group_for_topic(source.topic)
         source_tid = f"{self.app.conf.id}-{group}-{source.partition}"
-        return await self.producer.send(  # type: ignore[no-any-return]
+        return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=source_tid
         )
 
@@ -53,4 +53,4 @@ class SourcePartitionTransactionManager(TransactionManager):  # type: ignore[mis
         # a write queued before the commit would land in the next transaction, and a crash in
         # between would commit the offset while losing the state change.
         await self.app.producer.flush()
-        return await super().commit(offsets, start_new_transaction)  # type: ignore[no-any-return]
+        return await super().commit(offsets, start_new_transaction)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 
 from stream_app.domain import encode_json
+from stream_app.worker.metrics import Metrics
 from stream_app.worker.sessions import SessionProcessor
 
 JSON = "application/json"
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
-def register_views(app: faust.App, table: Any, sessions: SessionProcessor) -> None:
+def register_views(
+    app: faust.App, table: Any, sessions: SessionProcessor, metrics: Metrics
+) -> None:
     """Attach the worker's HTTP views to `app`."""
 
     @app.page("/health")
@@ -22,7 +26,7 @@ def register_views(app: faust.App, table: Any, sessions: SessionProcessor) -> No
         consuming = (
             app.consumer is not None
             and not app.rebalancing
-            and app.tables.recovery.completed.is_set()
+            and cast(TableManager, app.tables).recovery.completed.is_set()
         )
         status = 200 if consuming else 503
         body = b'{"status":"ok"}' if consuming else b'{"status":"starting"}'
@@ -38,5 +42,5 @@ def register_views(app: faust.App, table: Any, sessions: SessionProcessor) -> No
         return web.bytes(encode_json(snapshot), content_type=JSON)
 
     @app.page("/metrics")
-    async def metrics(web: View, request: Request) -> Response:
-        return web.bytes(app.metrics.render().encode(), content_type=PROMETHEUS_TEXT)
+    async def prometheus(web: View, request: Request) -> Response:
+        return web.bytes(metrics.render().encode(), content_type=PROMETHEUS_TEXT)

@@ -1,0 +1,147 @@
+"""Throughput of the pure core on one CPU core: decode + apply + encode, no Kafka.
+
+    python -m stream_app.bench.core [--events 100000] [--sessions N] [--seed 1]
+
+Per record it does what the worker does around the core: decode the event, apply it, encode the
+new state (msgpack), the transition and the snapshot (JSON), build and encode a dead-letter
+record for a rejection, and settle profile claims (decide, apply the verdict, encode the
+released snapshot). Two passes are timed: with states kept as objects between records, and with
+states stored as bytes and decoded for every record, as the worker's table does. Generating the
+records is not timed. Prints a human line per pass, then one JSON line with all the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from stream_app.domain import (
+    Applied,
+    Rejected,
+    RejectionSource,
+    SessionState,
+    Skipped,
+    apply_event,
+    apply_verdict,
+    build_rejection,
+    decide_claim,
+    decode_event,
+    decode_state,
+    encode_json,
+    encode_state,
+    profile_key,
+)
+from stream_app.workload import generate_workload
+
+Record = tuple[str | None, bytes]
+_SOURCE = RejectionSource(topic="customer-session-events", partition=0, offset=0, key=None)
+_NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+class _Tables:
+    """Session states (as objects or as bytes) and profile owners, as the worker keeps them."""
+
+    def __init__(self, as_bytes: bool) -> None:
+        self.as_bytes = as_bytes
+        self.states: dict[str, SessionState | bytes] = {}
+        self.owners: dict[str, str] = {}
+        self.output_bytes = 0
+
+    def load(self, integration_id: str) -> SessionState | None:
+        stored = self.states.get(integration_id)
+        if stored is None or isinstance(stored, SessionState):
+            return stored
+        return decode_state(stored)
+
+    def store(self, integration_id: str, state: SessionState) -> None:
+        encoded = encode_state(state)
+        self.output_bytes += len(encoded)
+        self.states[integration_id] = encoded if self.as_bytes else state
+
+    def emit(self, record: bytes) -> None:
+        self.output_bytes += len(record)
+
+
+def process(tables: _Tables, key: str | None, raw: bytes) -> None:
+    """Handle one input record the way the worker does, minus Kafka."""
+    event = decode_event(raw)
+    if isinstance(event, Rejected):
+        tables.emit(encode_json(build_rejection(event, raw, _SOURCE, _NOW)))
+        return
+    match apply_event(tables.load(event.integration_id), event, key):
+        case Skipped():
+            pass
+        case Rejected() as rejected:
+            tables.emit(encode_json(build_rejection(rejected, raw, _SOURCE, _NOW)))
+        case Applied(state=state, snapshot=snapshot, transition=transition, claim=claim):
+            if transition is not None:
+                tables.emit(encode_json(transition))
+            if snapshot is not None:
+                tables.emit(encode_json(snapshot))
+            if claim is not None:
+                # The profile side answers at once here; in the worker it is a topic round trip.
+                owner_key = profile_key(claim.application_id, claim.profile_id)
+                owner, verdict = decide_claim(tables.owners.get(owner_key), claim)
+                tables.owners[owner_key] = owner
+                state, released = apply_verdict(state, verdict)
+                if released is not None:
+                    tables.emit(encode_json(released))
+            tables.store(event.integration_id, state)
+
+
+def timed_pass(records: Sequence[Record], as_bytes: bool) -> dict[str, float]:
+    """Process every record once; returns elapsed seconds and events/s."""
+    tables = _Tables(as_bytes)
+    gc.collect()
+    started = time.perf_counter()
+    for key, raw in records:
+        process(tables, key, raw)
+    elapsed = time.perf_counter() - started
+    return {
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(len(records) / elapsed),
+        "us_per_event": round(elapsed / len(records) * 1e6, 2),
+        "output_mb": round(tables.output_bytes / 1e6, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the core benchmark and print its figures."""
+    parser = argparse.ArgumentParser(prog="python -m stream_app.bench.core", description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=None, help="default: events / 10")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    sessions = args.sessions or max(1, args.events // 10)
+    records = list(generate_workload(args.seed, sessions, args.events))
+    in_memory = timed_pass(records, as_bytes=False)
+    stored = timed_pass(records, as_bytes=True)
+    print(
+        f"core, states in memory: {in_memory['events_per_second']:,} events/s"
+        f" ({in_memory['us_per_event']} us/event)"
+    )
+    print(
+        f"core, states as bytes:  {stored['events_per_second']:,} events/s"
+        f" ({stored['us_per_event']} us/event)"
+    )
+    figures = {
+        "benchmark": "core",
+        "events": len(records),
+        "sessions": sessions,
+        "seed": args.seed,
+        "python": sys.version.split()[0],
+        "states_in_memory": in_memory,
+        "states_as_bytes": stored,
+    }
+    print(msgspec.json.encode(figures).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

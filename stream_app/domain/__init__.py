@@ -1,0 +1,86 @@
+"""The pure domain core: decoding events, applying them to sessions, encoding outputs."""
+
+from stream_app.domain.apply import apply_event
+from stream_app.domain.codec import (
+    decode_customer_session,
+    decode_rejection,
+    decode_transition,
+    encode_json,
+)
+from stream_app.domain.decoding import decode_event, decode_key
+from stream_app.domain.events import (
+    AdditionalCost,
+    CartItemInput,
+    Event,
+    ReturnEvent,
+    ReturnLine,
+    SessionPatch,
+    UpdateEvent,
+)
+from stream_app.domain.model import CartItem, CustomerSession, SessionStateName, Transition
+from stream_app.domain.outcomes import Applied, Rejected, RejectionCode, Skipped
+from stream_app.domain.pricing import cart_total, unit_price
+from stream_app.domain.profiles import (
+    ProfileClaim,
+    ProfileVerdict,
+    apply_verdict,
+    decide_claim,
+    decode_claim,
+    decode_verdict,
+    encode_claim,
+    encode_verdict,
+    profile_key,
+)
+from stream_app.domain.rejection import Rejection, RejectionError, RejectionSource, build_rejection
+from stream_app.domain.state import (
+    SessionState,
+    decode_state,
+    encode_state,
+    is_held,
+    published_snapshot,
+)
+
+__all__ = [
+    "AdditionalCost",
+    "Applied",
+    "CartItem",
+    "CartItemInput",
+    "CustomerSession",
+    "Event",
+    "ProfileClaim",
+    "ProfileVerdict",
+    "Rejected",
+    "Rejection",
+    "RejectionCode",
+    "RejectionError",
+    "RejectionSource",
+    "ReturnEvent",
+    "ReturnLine",
+    "SessionPatch",
+    "SessionState",
+    "SessionStateName",
+    "Skipped",
+    "Transition",
+    "UpdateEvent",
+    "apply_event",
+    "apply_verdict",
+    "build_rejection",
+    "cart_total",
+    "decide_claim",
+    "decode_claim",
+    "decode_customer_session",
+    "decode_event",
+    "decode_key",
+    "decode_rejection",
+    "decode_state",
+    "decode_transition",
+    "decode_verdict",
+    "encode_claim",
+    "encode_json",
+    "encode_state",
+    "encode_verdict",
+    "is_held",
+    "profile_key",
+    "published_snapshot",
+    "unit_price",
+]

@@ -1,0 +1,55 @@
+"""Dead-letter records (contract section 3, Rejection)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Literal
+
+from msgspec import Struct
+
+from stream_app.domain.outcomes import Rejected
+
+
+class RejectionError(Struct, frozen=True, gc=False):
+    """Why the event was rejected."""
+
+    code: str
+    message: str
+
+
+class RejectionSource(Struct, frozen=True, gc=False):
+    """Where the rejected record was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+
+
+class Rejection(Struct, frozen=True, gc=False, rename="camel"):
+    """A dead-letter record: the error, the original value, and where it came from."""
+
+    error: RejectionError
+    event: str
+    event_encoding: Literal["utf-8", "base64"]
+    source: RejectionSource
+    rejected_at: datetime
+
+
+def build_rejection(
+    rejected: Rejected, raw: bytes, source: RejectionSource, rejected_at: datetime
+) -> Rejection:
+    """Build the dead-letter record for a rejected value; the value is kept verbatim."""
+    encoding: Literal["utf-8", "base64"]
+    try:
+        event, encoding = raw.decode(), "utf-8"
+    except UnicodeDecodeError:
+        event, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    return Rejection(
+        error=RejectionError(code=rejected.code, message=rejected.message),
+        event=event,
+        event_encoding=encoding,
+        source=source,
+        rejected_at=rejected_at.astimezone(UTC),
+    )
