@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream_app.tools.worker_process import WorkerConfig, WorkerProcess
 
 Record = tuple[bytes | None, bytes]
 
@@ -94,3 +98,46 @@ def consume(
         return records
 
     return read
+
+
+@pytest.fixture
+def start_worker(
+    bootstrap: str,
+    unique_name: Callable[[str], str],
+    free_port: Callable[[], int],
+    tmp_path: Path,
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: start `stream-app worker` processes on fresh topics; all stopped after the test.
+
+    Pass `config=` to start another worker on the same topics/group (second worker, restart).
+    """
+    started: list[WorkerProcess] = []
+    prefix = unique_name("sa")
+
+    def start(
+        config: WorkerConfig | None = None,
+        *,
+        data_dir: Path | None = None,
+        wait: bool = True,
+        **overrides: Any,
+    ) -> WorkerProcess:
+        if config is None:
+            config = WorkerConfig.for_prefix(
+                bootstrap, prefix, tmp_path / "worker-0", free_port(), **overrides
+            )
+        else:
+            config = replace(
+                config,
+                web_port=free_port(),
+                data_dir=data_dir or tmp_path / f"worker-{len(started)}",
+                **overrides,
+            )
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(config, log)
+        started.append(worker)
+        worker.start(wait=wait)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
