@@ -115,30 +115,34 @@ def _update(state: SessionState, event: UpdateEvent) -> Applied | Rejected:
 
 def _patched(session: CustomerSession, patch: SessionPatch, at: datetime) -> CustomerSession:
     """The session with an (allowed) update applied; firstSession is settled by _finish."""
-    changes: dict[str, Any] = {
-        "updated": max(session.updated, at),
-        "update_count": session.update_count + 1,
-    }
-    if patch.state is not UNSET:
-        changes["state"] = patch.state
-    if patch.profile_id is not UNSET:
-        changes["profile_id"] = patch.profile_id
-    if patch.coupon is not UNSET:
-        changes["coupon"] = patch.coupon
-    if patch.referral is not UNSET:
-        changes["referral"] = patch.referral
+    cart_items, total = session.cart_items, session.total
     if patch.cart_items is not UNSET:
         # A new cart is a new cart: nothing of it has been returned yet.
-        items = [_cart_line(position, item) for position, item in enumerate(patch.cart_items)]
-        changes["cart_items"] = items
-        changes["total"] = cart_total(items)
+        cart_items = [_cart_line(position, item) for position, item in enumerate(patch.cart_items)]
+        total = cart_total(cart_items)
+    identifiers = session.identifiers
     if patch.identifiers is not UNSET:
-        changes["identifiers"] = list(dict.fromkeys(patch.identifiers))
+        identifiers = list(dict.fromkeys(patch.identifiers))
+    attributes = session.attributes
     if patch.attributes is not UNSET:
-        changes["attributes"] = _merged(session.attributes, patch.attributes)
-    if patch.discounts is not UNSET:
-        changes["discounts"] = patch.discounts
-    return _replace(session, **changes)
+        attributes = _merged(attributes, patch.attributes)
+    return CustomerSession(
+        integration_id=session.integration_id,
+        application_id=session.application_id,
+        created=session.created,
+        updated=max(session.updated, at),
+        profile_id=session.profile_id if patch.profile_id is UNSET else patch.profile_id,
+        coupon=session.coupon if patch.coupon is UNSET else patch.coupon,
+        referral=session.referral if patch.referral is UNSET else patch.referral,
+        state=session.state if patch.state is UNSET else patch.state,
+        cart_items=cart_items,
+        identifiers=identifiers,
+        attributes=attributes,
+        discounts=session.discounts if patch.discounts is UNSET else patch.discounts,
+        total=total,
+        first_session=session.first_session,
+        update_count=session.update_count + 1,
+    )
 
 
 def _cart_line(position: int, item: CartItemInput) -> CartItem:

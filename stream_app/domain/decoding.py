@@ -54,7 +54,7 @@ def decode_event(raw: bytes) -> Event | Rejected:
     try:
         event: Event = _event_decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        return _not_an_object(raw) or Rejected("invalid_event", str(exc))
+        return _not_an_object(raw) or Rejected("invalid_event", _with_path(str(exc)))
     except msgspec.DecodeError as exc:
         return Rejected("malformed_json", str(exc))
     except RecursionError:
@@ -85,6 +85,11 @@ def _not_an_object(raw: bytes) -> Rejected | None:
     if not isinstance(value, dict):
         return Rejected("malformed_json", f"Expected a JSON object, got `{_json_type(value)}`")
     return None
+
+
+def _with_path(message: str) -> str:
+    # msgspec names no path for the top level, e.g. for a missing required field.
+    return message if " - at `" in message else f"{message} - at `$`"
 
 
 def _json_type(value: object) -> str:

@@ -1,0 +1,548 @@
+"""`make demo`: one worker on a generated stream of customer-session events, and a summary.
+
+    python -m stream_app.demo [--sessions 3000] [--events 20000] [--seed 7] [--keep]
+
+Starts `stream-app worker` as a child process on topics of its own (`demo-<run id>-...`), sends
+a deterministic stream (carts, coupons, logins, profiles shared by several sessions, closes,
+returns, cancels, and a few bad and duplicate records), waits until the worker has handled every
+record, reads the output topics back, and prints what happened. It checks as it goes and exits
+non-zero when something does not add up: the worker dies or stalls, the counters disagree with
+the stream that was sent, an output record is missing or extra, a profile has no single first
+session, or GET /sessions disagrees with the snapshot topic.
+
+The broker comes from STREAM_APP_BROKER (`make demo` starts the local one when none is given).
+The worker's log and state live under `.local/demo/<run id>/`; the state is removed after a
+successful run, the log is kept. The run's topics are deleted at the end unless `--keep` is
+given. The broker is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from stream_app.domain import (
+    CustomerSession,
+    decode_customer_session,
+    decode_rejection,
+    decode_transition,
+)
+from stream_app.settings import ENV_DEFAULTS
+from stream_app.tools.kafka_io import produce_all, read_all
+from stream_app.tools.worker_process import WorkerConfig, WorkerProcess
+from stream_app.workload import generate_workload
+
+DEMO_DIR = Path(".local/demo")
+BAD_RATIO = 0.01
+DUPLICATE_RATIO = 0.01
+#: How long the worker may take to become healthy, and then to work through the stream.
+START_TIMEOUT = 120.0
+PROCESS_TIMEOUT = 300.0
+#: How long the output topics may take to show every record the worker counted as sent.
+READ_TIMEOUT = 60.0
+
+
+class DemoFailure(Exception):
+    """Something the demo checks did not hold; the message says what."""
+
+
+@dataclass
+class WorkerCounters:
+    """The figures of the worker's GET /metrics that the demo uses."""
+
+    consumed: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    snapshots_sent: int = 0
+    snapshots_held: int = 0
+    claims: int = 0
+    verdicts: int = 0
+    latency_count: int = 0
+    latency_sum: float = 0.0
+    latency_buckets: dict[float, int] = field(default_factory=dict)
+
+    @property
+    def handled(self) -> int:
+        """Input records with an outcome: applied, skipped as duplicates or rejected."""
+        return self.applied + self.duplicates + self.rejected.total()
+
+    def key(self) -> tuple[int, ...]:
+        """What changes while the worker is still busy."""
+        return (self.consumed, self.handled, self.snapshots_sent, self.claims, self.verdicts)
+
+    def latency_quantile(self, q: float) -> float | None:
+        """Upper bound (seconds) of the histogram bucket holding quantile q, if any."""
+        if not self.latency_count:
+            return None
+        wanted = q * self.latency_count
+        for bound, cumulative in sorted(self.latency_buckets.items()):
+            if cumulative >= wanted:
+                return bound
+        return None
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerCounters:
+        """Read the Prometheus text exposition written by the worker."""
+        counters = cls()
+        plain = {
+            "stream_app_events_consumed_total": "consumed",
+            "stream_app_events_applied_total": "applied",
+            "stream_app_events_duplicate_total": "duplicates",
+            "stream_app_snapshots_sent_total": "snapshots_sent",
+            "stream_app_snapshots_held_total": "snapshots_held",
+            "stream_app_profile_claims_total": "claims",
+            "stream_app_profile_verdicts_total": "verdicts",
+            "stream_app_processing_seconds_count": "latency_count",
+        }
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            sample, _, raw_value = line.rpartition(" ")
+            name, _, labels = sample.partition("{")
+            label = labels.rstrip("}").partition("=")[2].strip('"')
+            if name in plain:
+                setattr(counters, plain[name], int(float(raw_value)))
+            elif name == "stream_app_events_rejected_total":
+                counters.rejected[label] = int(float(raw_value))
+            elif name == "stream_app_transitions_total":
+                counters.transitions[label] = int(float(raw_value))
+            elif name == "stream_app_processing_seconds_sum":
+                counters.latency_sum = float(raw_value)
+            elif name == "stream_app_processing_seconds_bucket" and label != "+Inf":
+                counters.latency_buckets[float(label)] = int(float(raw_value))
+        return counters
+
+
+@dataclass
+class Outputs:
+    """What the worker wrote, read back from its output topics."""
+
+    snapshots: int
+    latest: dict[str, CustomerSession]
+    transitions: Counter[str]
+    created: int
+    dead_letters: Counter[str]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; the exit status is 0 only if every check held."""
+    parser = argparse.ArgumentParser(
+        prog="python -m stream_app.demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sessions", type=int, default=3000, help="sessions (default 3000)")
+    parser.add_argument("--events", type=int, default=20000, help="records (default 20000)")
+    parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
+    parser.add_argument(
+        "--partitions", type=int, default=8, help="partitions of the demo topics (default 8)"
+    )
+    parser.add_argument(
+        "--guarantee",
+        choices=("exactly_once", "at_least_once"),
+        default="exactly_once",
+        help="STREAM_APP_PROCESSING_GUARANTEE of the worker (default exactly_once)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run's topics and state")
+    args = parser.parse_args(argv)
+
+    broker = os.environ.get("STREAM_APP_BROKER", "").strip() or ENV_DEFAULTS["STREAM_APP_BROKER"]
+    bootstrap = ",".join(entry.split("://", 1)[-1] for entry in broker.split(","))
+    run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+    prefix = f"demo-{run_id}"
+    run_dir = DEMO_DIR / run_id
+    config = WorkerConfig.for_prefix(
+        bootstrap,
+        prefix,
+        run_dir / "data",
+        _free_port(),
+        partitions=args.partitions,
+        processing_guarantee=args.guarantee,
+    )
+    worker = WorkerProcess(config, run_dir / "worker.log")
+
+    print(f"stream-app demo, run {run_id}")
+    print(
+        f"  broker {bootstrap}, topics {prefix}-*, {args.partitions} partitions, {args.guarantee}"
+    )
+    print(f"  worker log {worker.log_path}")
+    print()
+    ok = False
+    try:
+        _run(worker, bootstrap, args)
+        ok = True
+    except DemoFailure as exc:
+        print(f"\nFAILED: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+    finally:
+        code = worker.stop()
+        if ok and code != 0:
+            print(f"\nFAILED: the worker exited with status {code} on SIGTERM", file=sys.stderr)
+            print(worker.tail(), file=sys.stderr)
+            ok = False
+        elif ok:
+            print("worker stopped (SIGTERM, exit status 0)")
+        if not args.keep:
+            deleted = asyncio.run(_delete_topics(bootstrap, prefix))
+            print(f"deleted the run's {deleted} topics ({prefix}-*); pass --keep to keep them")
+            if ok:
+                shutil.rmtree(run_dir / "data", ignore_errors=True)
+        else:
+            print(f"kept the run's topics ({prefix}-*) and state ({run_dir / 'data'})")
+    print(f"the broker at {bootstrap} is still running (`make kafka-down` stops the local one)")
+    if not ok:
+        print(f"see the worker log: {worker.log_path}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> None:
+    config = worker.config
+    records = list(
+        generate_workload(args.seed, args.sessions, args.events, BAD_RATIO, DUPLICATE_RATIO)
+    )
+    bad = round(args.events * BAD_RATIO)
+    duplicates = round(args.events * DUPLICATE_RATIO)
+    valid = len(records) - bad - duplicates
+
+    with _step("starting the worker"):
+        try:
+            worker.start(timeout=START_TIMEOUT)
+        except (RuntimeError, TimeoutError) as exc:
+            raise DemoFailure(str(exc)) from None
+
+    started = time.monotonic()
+    with _step(f"sending {len(records)} records over {args.sessions} sessions (seed {args.seed})"):
+        sent = asyncio.run(produce_all(bootstrap, config.input_topic, records))
+    produced = time.monotonic()
+
+    with _step("waiting until the worker has handled every record"):
+        counters = _wait_until_settled(worker, sent, started)
+    elapsed = time.monotonic() - started
+
+    with _step("reading the output topics back"):
+        outputs = _read_outputs(bootstrap, config, counters)
+
+    lookup = _pick_session(outputs.latest)
+    status, body = worker.get(f"/sessions/{lookup.integration_id}")
+    missing_status, missing_body = worker.get("/sessions/no-such-session")
+
+    checks = _check(
+        sent=sent,
+        valid=valid,
+        bad=bad,
+        duplicates=duplicates,
+        sessions=args.sessions,
+        counters=counters,
+        outputs=outputs,
+        lookup=lookup,
+        http=(status, body),
+        missing=missing_status,
+    )
+    _print_summary(
+        sent=sent,
+        valid=valid,
+        bad=bad,
+        duplicates=duplicates,
+        counters=counters,
+        outputs=outputs,
+        send_seconds=produced - started,
+        elapsed=elapsed,
+        partitions=args.partitions,
+    )
+    print(f"\nGET /sessions/{lookup.integration_id} -> {status}")
+    print(json.dumps(json.loads(body), indent=2))
+    print(f"GET /sessions/no-such-session -> {missing_status} {missing_body.decode()}")
+    print("\nChecks")
+    for line in checks:
+        print(f"  ok  {line}")
+    print()
+
+
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    print(f"{what} ...", flush=True)
+    started = time.monotonic()
+    yield
+    print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def _wait_until_settled(worker: WorkerProcess, sent: int, started: float) -> WorkerCounters:
+    """Poll GET /metrics until every record has an outcome and every claim its verdict."""
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    last_key: tuple[int, ...] | None = None
+    still_since = time.monotonic()
+    next_report = time.monotonic() + 5.0
+    while True:
+        if worker.process is not None and worker.process.poll() is not None:
+            raise DemoFailure(
+                f"the worker exited with status {worker.process.returncode}:\n{worker.tail()}"
+            )
+        counters = _metrics(worker)
+        now = time.monotonic()
+        if counters.key() != last_key:
+            last_key, still_since = counters.key(), now
+        done = counters.handled >= sent and counters.verdicts >= counters.claims
+        # Settled: everything has an outcome and nothing moved for a second.
+        if done and now - still_since >= 1.0:
+            return counters
+        if now >= deadline:
+            raise DemoFailure(
+                f"the worker handled {counters.handled} of {sent} records and applied "
+                f"{counters.verdicts} of {counters.claims} verdicts in {PROCESS_TIMEOUT:.0f} s"
+            )
+        if now >= next_report:
+            rate = counters.handled / (now - started)
+            print(f"  {counters.handled}/{sent} records handled ({rate:.0f}/s)", flush=True)
+            next_report = now + 5.0
+        time.sleep(0.25)
+
+
+def _metrics(worker: WorkerProcess) -> WorkerCounters:
+    try:
+        status, body = worker.get("/metrics")
+    except OSError as exc:
+        raise DemoFailure(f"GET /metrics failed: {exc}") from None
+    if status != 200:
+        raise DemoFailure(f"GET /metrics answered {status}")
+    return WorkerCounters.parse(body.decode())
+
+
+def _read_outputs(bootstrap: str, config: WorkerConfig, counters: WorkerCounters) -> Outputs:
+    """Read the three output topics until they hold every record the worker counted."""
+    expected = (
+        counters.snapshots_sent,
+        counters.transitions.total(),
+        counters.rejected.total(),
+    )
+    deadline = time.monotonic() + READ_TIMEOUT
+    while True:
+        snapshots, transitions, dead_letters = asyncio.run(
+            _read_topics(
+                bootstrap, [config.output_topic, config.transitions_topic, config.dlq_topic]
+            )
+        )
+        found = (len(snapshots), len(transitions), len(dead_letters))
+        if found == expected:
+            break
+        if any(f > e for f, e in zip(found, expected, strict=True)) or (
+            time.monotonic() >= deadline
+        ):
+            raise DemoFailure(
+                "the output topics hold (snapshots, transitions, dead letters) = "
+                f"{found}, the worker counted {expected}"
+            )
+        # Exactly-once outputs become readable when their transaction commits.
+        time.sleep(1.0)
+
+    latest: dict[str, CustomerSession] = {}
+    for record in snapshots:
+        session = decode_customer_session(record.value)
+        if record.key != session.integration_id.encode():
+            raise DemoFailure(f"snapshot key {record.key!r} is not its integrationId")
+        latest[session.integration_id] = session
+    moves = [decode_transition(record.value) for record in transitions]
+    return Outputs(
+        snapshots=len(snapshots),
+        latest=latest,
+        transitions=Counter(move.to for move in moves),
+        created=sum(1 for move in moves if move.from_state is None),
+        dead_letters=Counter(decode_rejection(record.value).error.code for record in dead_letters),
+    )
+
+
+async def _read_topics(bootstrap: str, topics: list[str]) -> list[list[Any]]:
+    return list(await asyncio.gather(*(read_all(bootstrap, t, idle_seconds=1.0) for t in topics)))
+
+
+def _pick_session(latest: dict[str, CustomerSession]) -> CustomerSession:
+    """A session worth showing: returned, with a profile and a coupon, a small cart."""
+
+    def interest(session: CustomerSession) -> tuple[bool, bool, bool, bool, int, str]:
+        return (
+            session.state != "partially_returned",
+            session.profile_id == "",
+            session.coupon == "",
+            len(session.cart_items) != 2,
+            -session.update_count,
+            session.integration_id,
+        )
+
+    if not latest:
+        raise DemoFailure("the snapshot topic is empty")
+    return min(latest.values(), key=interest)
+
+
+def _check(
+    *,
+    sent: int,
+    valid: int,
+    bad: int,
+    duplicates: int,
+    sessions: int,
+    counters: WorkerCounters,
+    outputs: Outputs,
+    lookup: CustomerSession,
+    http: tuple[int, bytes],
+    missing: int,
+) -> list[str]:
+    """Every check the demo makes; raises DemoFailure on the first that fails."""
+    passed: list[str] = []
+
+    def check(condition: bool, what: str, detail: str) -> None:
+        if not condition:
+            raise DemoFailure(f"{what}: {detail}")
+        passed.append(what)
+
+    rejected = counters.rejected.total()
+    events_consumed = counters.consumed - counters.verdicts
+    check(
+        counters.handled == events_consumed == sent,
+        "applied + duplicates + rejected == events consumed == records sent",
+        f"{counters.applied} + {counters.duplicates} + {rejected} = {counters.handled}, "
+        f"consumed {events_consumed} events, sent {sent}",
+    )
+    check(
+        (counters.applied, counters.duplicates, rejected) == (valid, duplicates, bad),
+        "every valid event applied, every duplicate skipped, every bad record rejected",
+        f"applied/skipped/rejected {counters.applied}/{counters.duplicates}/{rejected}, "
+        f"the stream had {valid}/{duplicates}/{bad}",
+    )
+    check(
+        counters.claims == counters.verdicts,
+        "every firstSession claim got its verdict",
+        f"{counters.claims} claims, {counters.verdicts} verdicts",
+    )
+    check(
+        outputs.snapshots == counters.snapshots_sent
+        and outputs.transitions == counters.transitions
+        and outputs.dead_letters == counters.rejected,
+        "the output topics hold exactly the records the worker counted",
+        f"topics {outputs.snapshots}/{dict(outputs.transitions)}/{dict(outputs.dead_letters)}, "
+        f"counters {counters.snapshots_sent}/{dict(counters.transitions)}/"
+        f"{dict(counters.rejected)}",
+    )
+    check(
+        len(outputs.latest) == outputs.created == sessions,
+        "one snapshot key and one creation per session",
+        f"{len(outputs.latest)} keys, {outputs.created} creations, {sessions} sessions",
+    )
+    firsts: Counter[tuple[int, str]] = Counter()
+    profiles: set[tuple[int, str]] = set()
+    for session in outputs.latest.values():
+        if session.profile_id:
+            profiles.add((session.application_id, session.profile_id))
+            firsts[(session.application_id, session.profile_id)] += session.first_session
+    wrong = sorted(p for p in profiles if firsts[p] != 1)
+    check(
+        not wrong,
+        f"each of the {len(profiles)} profiles has exactly one first session",
+        f"{len(wrong)} profiles do not, e.g. {wrong[:5]}",
+    )
+    status, body = http
+    check(
+        status == 200 and decode_customer_session(body) == lookup,
+        "GET /sessions/{id} answers the latest snapshot on the topic",
+        f"status {status}, body {body[:200]!r}",
+    )
+    check(missing == 404, "GET /sessions of an unknown id answers 404", f"status {missing}")
+    return passed
+
+
+def _print_summary(
+    *,
+    sent: int,
+    valid: int,
+    bad: int,
+    duplicates: int,
+    counters: WorkerCounters,
+    outputs: Outputs,
+    send_seconds: float,
+    elapsed: float,
+    partitions: int,
+) -> None:
+    def row(label: str, value: object, note: str = "") -> None:
+        print(f"  {label:<28}{value!s:>8}{'   ' + note if note else ''}")
+
+    print("\nEvents")
+    row("sent", sent, f"({valid} valid, {bad} bad, {duplicates} duplicates)")
+    row("applied", counters.applied)
+    row("duplicates skipped", counters.duplicates)
+    row("rejected (dead letters)", counters.rejected.total())
+
+    print("\nSessions by final state (latest snapshot per key)")
+    states = Counter(session.state for session in outputs.latest.values())
+    for state in ("open", "closed", "partially_returned", "cancelled"):
+        row(state, states[state])
+    row("total", len(outputs.latest))
+
+    print("\nTransitions by target state")
+    for state in ("open", "closed", "partially_returned", "cancelled"):
+        row(state, outputs.transitions[state])
+    row("total", outputs.transitions.total(), f"({outputs.created} of them create a session)")
+
+    print("\nDead letters by code")
+    for code, n in sorted(outputs.dead_letters.items(), key=lambda item: (-item[1], item[0])):
+        row(code, n)
+
+    print("\nfirstSession (latest snapshots)")
+    latest = list(outputs.latest.values())
+    anonymous = sum(1 for s in latest if not s.profile_id)
+    first = sum(1 for s in latest if s.profile_id and s.first_session)
+    row("true, anonymous", anonymous)
+    row("true, first of its profile", first)
+    row("false, a later session", len(latest) - anonymous - first)
+    row("snapshots held for a verdict", counters.snapshots_held, "(released once it came)")
+
+    print("\nThroughput (one worker process)")
+    row("records sent in", f"{send_seconds:.1f} s")
+    row("all handled after", f"{elapsed:.1f} s", f"{sent / elapsed:.0f} records/s end to end")
+    mean = counters.latency_sum / counters.latency_count if counters.latency_count else 0.0
+    p99 = counters.latency_quantile(0.99)
+    p99_text = "n/a" if p99 is None else f"<= {p99 * 1000:g} ms"
+    row("processing time per record", f"{mean * 1000:.2f} ms", f"mean; p99 {p99_text}")
+    outputs_total = outputs.snapshots + outputs.transitions.total() + outputs.dead_letters.total()
+    row("output records", outputs_total, "snapshots + transitions + dead letters")
+    print(f"  ({partitions} partitions; the worker also handled {counters.verdicts} verdicts)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> int:
+    """Delete every topic of this run (outputs, internal topics, changelogs)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(f"{prefix}-")]
+        if names:
+            await admin.delete_topics(names)
+        return len(names)
+    except Exception as exc:  # the broker may be gone; the topics are harmless leftovers
+        print(f"could not delete the run's topics: {exc}", file=sys.stderr)
+        return 0
+    finally:
+        await admin.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
