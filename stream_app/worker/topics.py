@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,6 +14,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How long to wait for newly created topics to show their partitions.
+METADATA_TIMEOUT_SECONDS = 30.0
 
 
 class TopicLayoutError(RuntimeError):
@@ -88,5 +93,12 @@ async def _create_missing(
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    described = await admin.describe_topics(names)
-    return {topic["topic"]: len(topic["partitions"]) for topic in described}
+    # A topic created a moment ago may be described with no partitions until its metadata
+    # has propagated: ask again until every topic shows its partitions.
+    deadline = time.monotonic() + METADATA_TIMEOUT_SECONDS
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+        if all(counts.get(name, 0) > 0 for name in names) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.2)

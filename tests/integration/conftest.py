@@ -34,9 +34,7 @@ async def create_topic(bootstrap: str) -> AsyncIterator[Callable[..., Awaitable[
     created: list[str] = []
 
     async def make(name: str, partitions: int = 1, **configs: str) -> str:
-        await admin.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=configs or None)]
-        )
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or None)])
         created.append(name)
         return name
 
@@ -109,21 +107,26 @@ def start_worker(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory: start `stream-app worker` processes on fresh topics; all stopped after the test.
 
-    Pass `config=` to start another worker on the same topics/group (second worker, restart).
+    Pass `config=` to start another worker on the same topics/group (second worker, restart),
+    or `prefix=` for a worker of its own on other fresh topics.
     """
     started: list[WorkerProcess] = []
-    prefix = unique_name("sa")
 
     def start(
         config: WorkerConfig | None = None,
         *,
         data_dir: Path | None = None,
         wait: bool = True,
+        prefix: str = "sa",
         **overrides: Any,
     ) -> WorkerProcess:
         if config is None:
             config = WorkerConfig.for_prefix(
-                bootstrap, prefix, tmp_path / "worker-0", free_port(), **overrides
+                bootstrap,
+                unique_name(prefix),
+                tmp_path / f"worker-{len(started)}",
+                free_port(),
+                **overrides,
             )
         else:
             config = replace(

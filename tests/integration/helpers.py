@@ -51,9 +51,7 @@ async def send(bootstrap: str, topic: str, records: list[tuple[str | bytes | Non
 async def read_json(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, Any]]]:
     """Every committed record of a topic as (key, decoded JSON value)."""
     records = await read_all(bootstrap, topic, idle_seconds=1.0)
-    return [
-        (None if r.key is None else r.key.decode(), json.loads(r.value)) for r in records
-    ]
+    return [(None if r.key is None else r.key.decode(), json.loads(r.value)) for r in records]
 
 
 def metric(worker: WorkerProcess, name: str) -> float:

@@ -53,9 +53,7 @@ async def test_every_rejection_code_lands_on_the_dead_letter_topic(
     await send(bootstrap, topic, [(key, value) for key, value, _, _ in cases])
     expected = [(offset, case) for offset, case in enumerate(cases) if case[2] is not None]
 
-    dead = await read_until(
-        bootstrap, worker.config.dlq_topic, lambda rs: len(rs) >= len(expected)
-    )
+    dead = await read_until(bootstrap, worker.config.dlq_topic, lambda rs: len(rs) >= len(expected))
     assert len(dead) == len(expected)
     now = datetime.now(UTC)
     for (key, rejection), (offset, (sent_key, value, code, path)) in zip(
