@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-BROKER = $$(bash deploy/ensure-broker.sh)
+BROKER_SETUP = broker="$$(bash deploy/ensure-broker.sh)"; export STREAM_APP_BROKER="$$broker"
 
 .PHONY: help install test lint unit integration demo worker bench drill kafka-up kafka-down kafka-status clean
 
@@ -33,23 +33,23 @@ unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit -q
 
 test: lint
-	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BROKER_SETUP); \
 	$(BIN)/pytest tests -v
 
 demo: $(INSTALLED)
-	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BROKER_SETUP); \
 	$(BIN)/python -m stream_app.demo
 
 worker: $(INSTALLED)
-	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BROKER_SETUP); \
 	$(BIN)/stream-app worker -l info
 
 bench: $(INSTALLED)
-	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BROKER_SETUP); \
 	$(BIN)/python -m stream_app.bench
 
 drill: $(INSTALLED)
-	export STREAM_APP_BROKER="$(BROKER)"; \
+	$(BROKER_SETUP); \
 	$(BIN)/python -m stream_app.drills
 
 kafka-up:
