@@ -1,0 +1,92 @@
+"""The worker creates missing topics and co-partitions its internal ones with the input."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from stream_app.settings import Settings
+from stream_app.worker.topics import TopicLayoutError, ensure_topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+
+def settings_for(bootstrap: str, prefix: str, partitions: int = 5) -> Settings:
+    return Settings.from_env({
+        "STREAM_APP_BROKER": bootstrap,
+        "STREAM_APP_ID": prefix,
+        "STREAM_APP_INPUT_TOPIC": f"{prefix}-in",
+        "STREAM_APP_OUTPUT_TOPIC": f"{prefix}-out",
+        "STREAM_APP_TRANSITIONS_TOPIC": f"{prefix}-tr",
+        "STREAM_APP_DLQ_TOPIC": f"{prefix}-dlq",
+        "STREAM_APP_PARTITIONS": str(partitions),
+        "STREAM_APP_DATA_DIR": str(Path("unused")),
+    })  # fmt: skip
+
+
+async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics(names)
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    policy: dict[str, str] = {}
+    for response in configs:
+        for resource in response.resources:
+            name = resource[3]
+            for entry in resource[4]:
+                if entry[0] == "cleanup.policy":
+                    policy[name] = entry[1]
+    return {t["topic"]: (len(t["partitions"]), policy[t["topic"]]) for t in topics}
+
+
+async def test_missing_topics_are_created_with_partitions_and_cleanup_policy(
+    bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    settings = settings_for(bootstrap, unique_name("topics"), partitions=5)
+    assert await ensure_topics(settings) == 5
+    # A second start finds everything in place and changes nothing.
+    assert await ensure_topics(settings) == 5
+    described = await describe(bootstrap, [
+        settings.input_topic, settings.output_topic, settings.transitions_topic,
+        settings.dlq_topic, settings.claims_topic, settings.verdicts_topic,
+        settings.rekeyed_topic,
+    ])  # fmt: skip
+    assert described[settings.output_topic] == (5, "compact")
+    for name in (settings.input_topic, settings.transitions_topic, settings.dlq_topic):
+        assert described[name] == (5, "delete")
+    for name in (settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic):
+        assert described[name][0] == 5
+
+
+async def test_existing_input_topic_is_used_as_it_is(
+    bootstrap: str,
+    unique_name: Callable[[str], str],
+    create_topic: Callable[..., Awaitable[str]],
+) -> None:
+    settings = settings_for(bootstrap, unique_name("existing"), partitions=8)
+    await create_topic(settings.input_topic, partitions=3)
+    # The input's 3 partitions win over STREAM_APP_PARTITIONS, for every keyed topic.
+    assert await ensure_topics(settings) == 3
+    described = await describe(bootstrap, [settings.output_topic, settings.verdicts_topic])
+    assert described[settings.output_topic] == (3, "compact")
+    assert described[settings.verdicts_topic][0] == 3
+
+
+async def test_internal_topics_that_cannot_be_co_partitioned_are_refused(
+    bootstrap: str,
+    unique_name: Callable[[str], str],
+    create_topic: Callable[..., Awaitable[str]],
+) -> None:
+    settings = settings_for(bootstrap, unique_name("mismatch"), partitions=4)
+    await create_topic(settings.verdicts_topic, partitions=2)
+    with pytest.raises(TopicLayoutError, match="must have 4 partitions"):
+        await ensure_topics(settings)

@@ -1,0 +1,73 @@
+"""Settings are read once from the environment, with documented defaults and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream_app.settings import ENV_DEFAULTS, ProcessingGuarantee, Settings, SettingsError
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = Settings.from_env({})
+    assert settings.broker == "kafka://localhost:9092"
+    assert settings.app_id == "customer-sessions"
+    assert settings.input_topic == "customer-session-events"
+    assert settings.output_topic == "customer-sessions"
+    assert settings.transitions_topic == "customer-session-transitions"
+    assert settings.dlq_topic == "customer-session-events-dlq"
+    assert settings.partitions == 8
+    assert settings.web_port == 6066
+    assert settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
+    assert settings.data_dir == Path("./data")
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "STREAM_APP_BROKER": "k1:9092, kafka://k2:9093",
+        "STREAM_APP_ID": "sessions-eu",
+        "STREAM_APP_INPUT_TOPIC": "in",
+        "STREAM_APP_OUTPUT_TOPIC": "out",
+        "STREAM_APP_TRANSITIONS_TOPIC": "tr",
+        "STREAM_APP_DLQ_TOPIC": "dlq",
+        "STREAM_APP_PARTITIONS": "12",
+        "STREAM_APP_DATA_DIR": "/var/lib/stream-app",
+        "STREAM_APP_WEB_PORT": "7000",
+        "STREAM_APP_PROCESSING_GUARANTEE": "at_least_once",
+    }
+    assert set(env) == set(ENV_DEFAULTS)
+    settings = Settings.from_env(env)
+    assert settings.broker == "kafka://k1:9092,kafka://k2:9093"
+    assert settings.bootstrap_servers == ["k1:9092", "k2:9093"]
+    assert (settings.app_id, settings.input_topic, settings.output_topic) == (
+        "sessions-eu", "in", "out",
+    )  # fmt: skip
+    assert (settings.transitions_topic, settings.dlq_topic) == ("tr", "dlq")
+    assert settings.partitions == 12
+    assert settings.data_dir == Path("/var/lib/stream-app")
+    assert settings.web_port == 7000
+    assert settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    # Internal topics follow the app id, so two deployments never share them.
+    assert settings.claims_topic == "sessions-eu-profile-claims"
+    assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
+    assert settings.rekeyed_topic == "sessions-eu-rekeyed-events"
+
+
+def test_empty_values_fall_back_to_defaults() -> None:
+    assert Settings.from_env({"STREAM_APP_PARTITIONS": "  "}).partitions == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("STREAM_APP_PARTITIONS", "zero", "STREAM_APP_PARTITIONS='zero'"),
+        ("STREAM_APP_PARTITIONS", "0", "positive integer"),
+        ("STREAM_APP_WEB_PORT", "-1", "STREAM_APP_WEB_PORT"),
+        ("STREAM_APP_PROCESSING_GUARANTEE", "maybe_once", "exactly_once, at_least_once"),
+        ("STREAM_APP_BROKER", ",", "STREAM_APP_BROKER is empty"),
+    ],
+)
+def test_bad_values_are_named_in_the_error(name: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError, match=expected.replace("(", r"\(")):
+        Settings.from_env({name: value})
