@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from aiokafka.errors import KafkaError
+
 from stream_app.settings import Settings, SettingsError
-from stream_app.worker.topics import ensure_topics
+from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
 USAGE = """usage: stream-app worker [faust worker options, e.g. -l info --web-port 6067]
 
@@ -35,7 +37,12 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     # Imported here so that `stream-app --help` does not pay for importing Faust.
     from stream_app.worker.app import create_worker
 
-    partitions = asyncio.run(ensure_topics(settings))
+    try:
+        partitions = asyncio.run(ensure_topics(settings))
+    except KafkaError as exc:
+        sys.exit(f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}")
+    except TopicLayoutError as exc:
+        sys.exit(f"stream-app: {exc}")
     worker = create_worker(settings, partitions)
     sys.argv = ["stream-app", *args]
     worker.app.main()

@@ -1,0 +1,23 @@
+"""The console command: usage, unknown commands and bad settings fail with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_app.cli import main
+
+
+def test_help_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--help"])
+    assert "usage: stream-app worker" in capsys.readouterr().out
+
+
+def test_unknown_command_exits_with_usage() -> None:
+    with pytest.raises(SystemExit, match="unknown command 'serve'"):
+        main(["serve"])
+
+
+def test_bad_setting_exits_before_touching_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAM_APP_PROCESSING_GUARANTEE", "twice")
+    with pytest.raises(SystemExit, match="STREAM_APP_PROCESSING_GUARANTEE='twice'"):
+        main(["worker"])
