@@ -11,9 +11,9 @@ the stream that was sent, an output record is missing or extra, a profile has no
 session, or GET /sessions disagrees with the snapshot topic.
 
 The broker comes from STREAM_APP_BROKER (`make demo` starts the local one when none is given).
-The worker's log and state live under `.local/demo/<run id>/`; the state is removed after a
-successful run, the log is kept. The run's topics are deleted at the end unless `--keep` is
-given. The broker is left running.
+The worker's log and state live under `.local/demo/<run id>/`. After a successful run the
+state and the run's topics are deleted (unless `--keep` is given) and the log is kept; after a
+failed one everything is kept for a look. The broker is left running.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from stream_app.domain import (
     CustomerSession,
@@ -56,6 +57,8 @@ START_TIMEOUT = 120.0
 PROCESS_TIMEOUT = 300.0
 #: How long the output topics may take to show every record the worker counted as sent.
 READ_TIMEOUT = 60.0
+#: How long the worker may take to stop on SIGTERM before it is killed.
+STOP_TIMEOUT = 30.0
 
 
 class DemoFailure(Exception):
@@ -188,27 +191,35 @@ def main(argv: list[str] | None = None) -> int:
         _run(worker, bootstrap, args)
         ok = True
     except DemoFailure as exc:
-        print(f"\nFAILED: {exc}", file=sys.stderr)
+        print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
+    except KafkaError as exc:
+        print(f"\nFAILED: Kafka at {bootstrap}: {exc!r}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr, flush=True)
     finally:
-        code = worker.stop()
-        if ok and code != 0:
-            print(f"\nFAILED: the worker exited with status {code} on SIGTERM", file=sys.stderr)
-            print(worker.tail(), file=sys.stderr)
-            ok = False
+        print("stopping the worker (SIGTERM) ...", flush=True)
+        stopping = time.monotonic()
+        code = worker.stop(timeout=STOP_TIMEOUT)
+        seconds = time.monotonic() - stopping
+        if code == 0:
+            print(f"  stopped in {seconds:.1f} s, exit status 0")
         elif ok:
-            print("worker stopped (SIGTERM, exit status 0)")
-        if not args.keep:
+            ok = False
+            print(
+                f"\nFAILED: the worker did not stop cleanly on SIGTERM (exit status {code} after "
+                f"{seconds:.0f} s; a negative status is the signal that ended it)\n{worker.tail()}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if ok and not args.keep:
             deleted = asyncio.run(_delete_topics(bootstrap, prefix))
-            print(f"deleted the run's {deleted} topics ({prefix}-*); pass --keep to keep them")
-            if ok:
-                shutil.rmtree(run_dir / "data", ignore_errors=True)
+            shutil.rmtree(run_dir / "data", ignore_errors=True)
+            print(f"deleted the run's {deleted} topics ({prefix}-*); --keep keeps them")
         else:
-            print(f"kept the run's topics ({prefix}-*) and state ({run_dir / 'data'})")
+            print(f"kept the run's topics ({prefix}-*) and the worker's state ({run_dir}/data)")
     print(f"the broker at {bootstrap} is still running (`make kafka-down` stops the local one)")
     if not ok:
-        print(f"see the worker log: {worker.log_path}", file=sys.stderr)
+        print(f"the worker's log: {worker.log_path}", file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -221,7 +232,7 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
     duplicates = round(args.events * DUPLICATE_RATIO)
     valid = len(records) - bad - duplicates
 
-    with _step("starting the worker"):
+    with _step("starting the worker (it creates its topics)"):
         try:
             worker.start(timeout=START_TIMEOUT)
         except (RuntimeError, TimeoutError) as exc:
@@ -482,6 +493,7 @@ def _print_summary(
 
     print("\nEvents")
     row("sent", sent, f"({valid} valid, {bad} bad, {duplicates} duplicates)")
+    row("consumed by the worker", counters.consumed - counters.verdicts)
     row("applied", counters.applied)
     row("duplicates skipped", counters.duplicates)
     row("rejected (dead letters)", counters.rejected.total())

@@ -13,42 +13,39 @@ hostile_records yields records no producer should send, to check the worker surv
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 import msgspec
 
 _encode = msgspec.json.encode
+_T = TypeVar("_T")
 _EPOCH = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-_PLUS_ONE = timedelta(hours=1)
+_PLUS_ONE = timezone(timedelta(hours=1))
 _APPLICATIONS = (322, 322, 322, 1001)
 _CATEGORIES = ("shoes", "shirts", "bags", "hats", "socks")
 _CHANNELS = ("web", "app", "store")
 _COUPONS = ("XMAS-2021", "WELCOME10", "SPRING", "VIP-5")
 
 
-@dataclass(frozen=True)
-class _Product:
-    sku: str
-    name: str
-    category: str
-    price: float
-    shipping: float | None
-
-
-def _catalog(rng: random.Random) -> list[_Product]:
-    return [
-        _Product(
-            sku=f"SKU-{n}",
-            name=f"Product {n}",
-            category=rng.choice(_CATEGORIES),
-            price=round(rng.uniform(1, 200), 2),
-            shipping=rng.choice((None, None, 4.99, 5.0)),
-        )
-        for n in range(200)
-    ]
+def _catalog(rng: random.Random) -> list[dict[str, Any]]:
+    """Cart items of 200 products, all but the quantity; some without name, some with extras."""
+    products = []
+    for n in range(200):
+        item: dict[str, Any] = {"sku": f"SKU-{n}", "price": round(rng.uniform(1, 200), 2)}
+        if rng.random() < 0.7:
+            item["name"] = f"Product {n}"
+            item["category"] = rng.choice(_CATEGORIES)
+        shipping = rng.choice((None, None, 4.99, 5.0))
+        if shipping is not None:
+            item["additionalCosts"] = {"shipping": {"price": shipping}}
+        if rng.random() < 0.1:
+            item["weight"] = round(rng.uniform(0.1, 5), 2)
+            item["attributes"] = {"color": rng.choice(("red", "blue", "black"))}
+        products.append(item)
+    return products
 
 
 @dataclass
@@ -72,17 +69,22 @@ class _Generator:
         self.catalog = _catalog(self.rng)
         self.profiles = profiles
 
-    def timestamp(self, session: _Session) -> str:
-        rng = self.rng
-        session.clock += rng.randint(1, 600)
+    def below(self, n: int) -> int:
+        """A random int in [0, n); random.randrange is several times slower."""
+        return int(self.rng.random() * n)
+
+    def pick(self, options: Sequence[_T]) -> _T:
+        """A random element; random.choice is several times slower."""
+        return options[int(self.rng.random() * len(options))]
+
+    def timestamp(self, session: _Session) -> datetime:
+        session.clock += 1 + self.below(600)
         at = _EPOCH + timedelta(seconds=session.clock)
-        roll = rng.random()
+        roll = self.rng.random()
         if roll < 0.05:
             # A late-arriving event stamped earlier than the previous one: `updated` is a max.
-            at -= timedelta(seconds=rng.randint(1, 900))
-        if roll > 0.9:
-            return (at + _PLUS_ONE).strftime("%Y-%m-%dT%H:%M:%S+01:00")
-        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            at -= timedelta(seconds=1 + self.below(900))
+        return at.astimezone(_PLUS_ONE) if roll > 0.9 else at
 
     def envelope(self, session: _Session, kind: str, event_id: str | None = None) -> dict[str, Any]:
         if event_id is None:
@@ -97,23 +99,9 @@ class _Generator:
         }
 
     def cart(self, session: _Session) -> list[dict[str, Any]]:
-        rng = self.rng
-        items: list[dict[str, Any]] = []
-        for product in rng.sample(self.catalog, rng.randint(1, 4)):
-            item: dict[str, Any] = {
-                "sku": product.sku,
-                "quantity": rng.randint(1, 3),
-                "price": product.price,
-            }
-            if rng.random() < 0.7:
-                item["name"] = product.name
-                item["category"] = product.category
-            if product.shipping is not None:
-                item["additionalCosts"] = {"shipping": {"price": product.shipping}}
-            if rng.random() < 0.1:
-                item["weight"] = round(rng.uniform(0.1, 5), 2)
-                item["attributes"] = {"color": rng.choice(("red", "blue", "black"))}
-            items.append(item)
+        first = self.below(len(self.catalog) - 4)
+        products = self.catalog[first : first + 1 + self.below(4)]
+        items = [{**product, "quantity": 1 + self.below(3)} for product in products]
         if sum(item["quantity"] for item in items) < 2:
             # Two units at least, so a closed session can always take two returns.
             items[0]["quantity"] = 2
@@ -121,18 +109,18 @@ class _Generator:
         return items
 
     def profile(self) -> str:
-        return f"customer-{self.rng.randrange(self.profiles)}"
+        return f"customer-{self.below(self.profiles)}"
 
     def create(self, session: _Session) -> dict[str, Any]:
         rng = self.rng
         patch: dict[str, Any] = {
             "profileId": session.profile_id,
             "cartItems": self.cart(session),
-            "identifiers": [f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"],
-            "attributes": {"channel": rng.choice(_CHANNELS)},
+            "identifiers": [f"10.0.{self.below(256)}.{self.below(256)}"],
+            "attributes": {"channel": self.pick(_CHANNELS)},
         }
         if rng.random() < 0.3:
-            patch["coupon"] = rng.choice(_COUPONS)
+            patch["coupon"] = self.pick(_COUPONS)
         if session.planned == 1 and rng.random() < 0.5:
             patch["state"] = "closed"
             session.state = "closed"
@@ -151,9 +139,9 @@ class _Generator:
             session.profile_id = self.profile()
             patch = {"profileId": session.profile_id}
         elif roll < 0.75:
-            patch = {"coupon": rng.choice((*_COUPONS, ""))}
+            patch = {"coupon": self.pick((*_COUPONS, ""))}
         elif roll < 0.9:
-            patch = {"attributes": {"channel": rng.choice(_CHANNELS), "promo": None}}
+            patch = {"attributes": {"channel": self.pick(_CHANNELS), "promo": None}}
         else:
             patch = {"identifiers": ["10.0.0.1", "10.0.0.1", "device-7"], "referral": "FRIEND"}
         return {**self.envelope(session, "update"), "session": patch}
@@ -173,7 +161,7 @@ class _Generator:
         """A partial return of one unit of a line, or of a whole line on the last event."""
         rng = self.rng
         lines = [position for position, left in enumerate(session.remaining) if left]
-        position = rng.choice(lines)
+        position = self.pick(lines)
         line: dict[str, Any] = {"position": position}
         if session.planned == 1 and rng.random() < 0.5:
             session.remaining[position] = 0
@@ -212,10 +200,10 @@ class _Generator:
         session.bad += 1
         event = self.envelope(session, "update", f"{session.integration_id}-bad-{session.bad}")
         key = session.integration_id
-        kind = self.rng.choice(_BAD_KINDS)
+        kind = self.pick(_BAD_KINDS)
         match kind:
             case "malformed_json":
-                return key, _encode({**event, "session": {}})[: self.rng.randint(1, 40)]
+                return key, _encode({**event, "session": {}})[: 1 + self.below(40)]
             case "invalid_event":
                 return key, self._invalid(event)
             case "key_mismatch":
@@ -238,13 +226,13 @@ class _Generator:
         return key, {**event, "session": {"state": "closed"}}  # invalid_transition
 
     def _invalid(self, event: dict[str, Any]) -> dict[str, Any]:
-        match self.rng.randrange(6):
+        match self.below(6):
             case 0:
                 return {**event, "applicationId": 0}
             case 1:
                 return {**event, "session": {"state": "frozen"}}
             case 2:
-                return {**event, "occurredAt": event["occurredAt"][:19]}  # no offset
+                return {**event, "occurredAt": event["occurredAt"].replace(tzinfo=None)}
             case 3:
                 item = {"sku": "SKU-1", "quantity": 0, "price": 1.0}
                 return {**event, "session": {"cartItems": [item]}}
@@ -274,7 +262,12 @@ def generate_workload(
     duplicate_ratio: float = 0.01,
     profiles: int | None = None,
 ) -> Iterator[tuple[str | None, bytes]]:
-    """Yield `events` (key, value) records over about `sessions` sessions, deterministically."""
+    """Yield `events` (key, value) records over `sessions` sessions, the same for the same seed.
+
+    Exactly round(events x bad_ratio) records are bad and round(events x duplicate_ratio) are
+    duplicates; every other record applies. `profiles` (default sessions // 3) profileIds are
+    shared among the sessions that are not anonymous.
+    """
     bad = round(events * bad_ratio)
     duplicates = round(events * duplicate_ratio)
     good = events - bad - duplicates
@@ -292,13 +285,13 @@ def generate_workload(
     recent: list[tuple[str | None, bytes]] = []
     for kind in kinds:
         if kind == _DUPLICATE:
-            yield rng.choice(recent)
+            yield generator.pick(recent)
             continue
         if kind == _BAD:
-            key, value = generator.bad_event(rng.choice(population), rng.choice(population))
+            key, value = generator.bad_event(generator.pick(population), generator.pick(population))
             yield key, value if isinstance(value, bytes) else _encode(value)
             continue
-        index = rng.randrange(len(active))
+        index = generator.below(len(active))
         session = active[index]
         record = (session.integration_id, _encode(generator.next_event(session)))
         if session.planned == 0:
@@ -307,7 +300,7 @@ def generate_workload(
         if len(recent) < _RECENT_RECORDS:
             recent.append(record)
         else:
-            recent[rng.randrange(_RECENT_RECORDS)] = record
+            recent[generator.below(_RECENT_RECORDS)] = record
         yield record
 
 
@@ -316,7 +309,7 @@ def _sessions(generator: _Generator, count: int, events: int) -> list[_Session]:
     population = [
         _Session(
             integration_id=f"S{n:07d}-{rng.randrange(16**6):06x}",
-            application_id=rng.choice(_APPLICATIONS),
+            application_id=generator.pick(_APPLICATIONS),
             profile_id="" if rng.random() < 0.3 else generator.profile(),
             planned=1,
             clock=rng.randrange(86_400),
@@ -324,7 +317,7 @@ def _sessions(generator: _Generator, count: int, events: int) -> list[_Session]:
         for n in range(count)
     ]
     for _ in range(events - count):
-        population[rng.randrange(count)].planned += 1
+        population[generator.below(count)].planned += 1
     return population
 
 

@@ -26,7 +26,8 @@ from stream_app.domain.pricing import unit_price
 MAX_ATTRIBUTE_DEPTH = 32
 
 _event_decoder = msgspec.json.Decoder(Event)
-_any_decoder = msgspec.json.Decoder()
+# Only the syntax matters to it: numbers no double can hold (1e400) are kept as their text.
+_syntax_decoder = msgspec.json.Decoder(float_hook=str)
 
 
 class _Invalid(Exception):
@@ -63,9 +64,16 @@ def decode_event(raw: bytes) -> Event | Rejected:
         rejected = _check_patch(event.session)
         if rejected is not None:
             return rejected
-    if event.occurred_at.tzinfo is not UTC:
-        event = msgspec.structs.replace(event, occurred_at=event.occurred_at.astimezone(UTC))
-    return event
+    if event.occurred_at.tzinfo is UTC:
+        return event
+    try:
+        occurred_at = event.occurred_at.astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+01:00, which is in year 0 in UTC
+        return Rejected(
+            "invalid_event", "Expected a time between years 1 and 9999 in UTC - at `$.occurredAt`"
+        )
+    return msgspec.structs.replace(event, occurred_at=occurred_at)
 
 
 def decode_key(raw: bytes | None) -> str | None:
@@ -77,7 +85,7 @@ def _not_an_object(raw: bytes) -> Rejected | None:
     """Tell malformed JSON apart from a well-formed event that breaks a rule (contract 4.1)."""
     # msgspec stops at the first type error, so the document may still be malformed further on.
     try:
-        value = _any_decoder.decode(raw)
+        value = _syntax_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejected("malformed_json", str(exc))
     except RecursionError:

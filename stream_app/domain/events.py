@@ -28,13 +28,13 @@ Quantity = Annotated[int, Meta(ge=1, le=MAX_CART_QUANTITY)]
 RequestedState = Literal["open", "closed", "cancelled"]
 
 
-class AdditionalCost(Struct, frozen=True, gc=False):
+class AdditionalCost(Struct, frozen=True):
     """An extra cost charged per unit of a cart item (e.g. shipping)."""
 
     price: NonNegative
 
 
-class CartItemInput(Struct, frozen=True, gc=False, rename="camel"):
+class CartItemInput(Struct, frozen=True, rename="camel"):
     """A cart item as sent in an update; optional fields stay UNSET when not given."""
 
     sku: Sku
@@ -50,7 +50,7 @@ class CartItemInput(Struct, frozen=True, gc=False, rename="camel"):
     additional_costs: dict[str, AdditionalCost] | UnsetType = UNSET
 
 
-class SessionPatch(Struct, frozen=True, gc=False, rename="camel"):
+class SessionPatch(Struct, frozen=True, rename="camel"):
     """The `session` object of an update; an UNSET field leaves the session unchanged."""
 
     profile_id: ProfileId | UnsetType = UNSET
@@ -63,14 +63,14 @@ class SessionPatch(Struct, frozen=True, gc=False, rename="camel"):
     discounts: dict[str, float] | UnsetType = UNSET
 
 
-class ReturnLine(Struct, frozen=True, gc=False):
+class ReturnLine(Struct, frozen=True):
     """One line of a return; an UNSET quantity means every remaining unit of the line."""
 
     position: Annotated[int, Meta(ge=0)]
     quantity: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
 
 
-class _EventBase(Struct, frozen=True, gc=False, rename="camel", tag_field="type"):
+class _EventBase(Struct, frozen=True, rename="camel", tag_field="type"):
     """Fields common to every event."""
 
     event_id: EventId

@@ -21,7 +21,7 @@ class CartItem(CartItemInput, frozen=True, kw_only=True):
     remaining_quantity: int
 
 
-class CustomerSession(Struct, frozen=True, gc=False, rename="camel"):
+class CustomerSession(Struct, frozen=True, rename="camel"):
     """The session snapshot; every field is always present on the wire."""
 
     integration_id: str
@@ -41,7 +41,7 @@ class CustomerSession(Struct, frozen=True, gc=False, rename="camel"):
     update_count: int
 
 
-class Transition(Struct, frozen=True, gc=False, rename="camel"):
+class Transition(Struct, frozen=True, rename="camel"):
     """A change of session state; `from` is null when the session was created."""
 
     integration_id: str

@@ -22,18 +22,18 @@ RejectionCode = Literal[
 ]
 
 
-class Rejected(Struct, frozen=True, gc=False):
+class Rejected(Struct, frozen=True):
     """The event is rejected; the message names the offending JSON path where there is one."""
 
     code: RejectionCode
     message: str
 
 
-class Skipped(Struct, frozen=True, gc=False):
+class Skipped(Struct, frozen=True):
     """The event was already applied to this session; nothing to emit."""
 
 
-class Applied(Struct, frozen=True, gc=False):
+class Applied(Struct, frozen=True):
     """The event was applied; snapshot is None while firstSession is pending (held back)."""
 
     state: SessionState

@@ -14,7 +14,7 @@ from stream_app.domain.model import CustomerSession
 from stream_app.domain.state import SessionState
 
 
-class ProfileClaim(Struct, frozen=True, gc=False, rename="camel"):
+class ProfileClaim(Struct, frozen=True, rename="camel"):
     """A session's claim to be the first session of (applicationId, profileId)."""
 
     application_id: int
@@ -22,7 +22,7 @@ class ProfileClaim(Struct, frozen=True, gc=False, rename="camel"):
     integration_id: str
 
 
-class ProfileVerdict(Struct, frozen=True, gc=False, rename="camel"):
+class ProfileVerdict(Struct, frozen=True, rename="camel"):
     """The answer to a claim: whether the claiming session is the profile's first session."""
 
     application_id: int

@@ -11,14 +11,14 @@ from msgspec import Struct
 from stream_app.domain.outcomes import Rejected
 
 
-class RejectionError(Struct, frozen=True, gc=False):
+class RejectionError(Struct, frozen=True):
     """Why the event was rejected."""
 
     code: str
     message: str
 
 
-class RejectionSource(Struct, frozen=True, gc=False):
+class RejectionSource(Struct, frozen=True):
     """Where the rejected record was read from."""
 
     topic: str
@@ -27,7 +27,7 @@ class RejectionSource(Struct, frozen=True, gc=False):
     key: str | None
 
 
-class Rejection(Struct, frozen=True, gc=False, rename="camel"):
+class Rejection(Struct, frozen=True, rename="camel"):
     """A dead-letter record: the error, the original value, and where it came from."""
 
     error: RejectionError
@@ -40,7 +40,7 @@ class Rejection(Struct, frozen=True, gc=False, rename="camel"):
 def build_rejection(
     rejected: Rejected, raw: bytes, source: RejectionSource, rejected_at: datetime
 ) -> Rejection:
-    """Build the dead-letter record for a rejected value; the value is kept verbatim."""
+    """Build the dead-letter record for a rejected value (kept verbatim); rejected_at is aware."""
     encoding: Literal["utf-8", "base64"]
     try:
         event, encoding = raw.decode(), "utf-8"

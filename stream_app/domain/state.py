@@ -10,9 +10,11 @@ from stream_app.domain.model import CustomerSession
 RECENT_EVENT_IDS = 1000
 
 
-class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
+class SessionState(Struct, frozen=True, rename="camel", omit_defaults=True):
     """A session's stored state: current session, dedup memory, profile claims, last emitted."""
 
+    # The session after every applied event. While held, its firstSession is a stale value
+    # (the last one decided, or true if none was): only published_snapshot is shown to anyone.
     session: CustomerSession
     # Applied eventIds, oldest first, at most RECENT_EVENT_IDS of them.
     recent_event_ids: list[str]

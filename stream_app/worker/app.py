@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from faust.types import StreamT
@@ -13,7 +14,8 @@ from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
-from stream_app.worker.transactions import SourcePartitionTransactionManager
+from stream_app.worker.local_state import protect_local_state
+from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
 
 
@@ -25,6 +27,11 @@ class StreamApp(faust.App):
         # Per instance, so that other apps in the same process keep Faust's behaviour.
         transport.TransactionManager = SourcePartitionTransactionManager  # type: ignore[misc]
         return transport
+
+    async def on_first_start(self) -> None:
+        """Before any table opens: local tables left by a crashed run are dropped and rebuilt."""
+        await super().on_first_start()
+        protect_local_state(self, Path(self.conf.datadir))
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -100,15 +107,18 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.
+    # The guard keeps commits out of the middle of an event (see transactions.py).
+    guard = ProcessingGuard.of(app)
+
     @app.agent(session_inbox, concurrency=1, name="sessions")
     async def process_sessions(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await sessions.handle(event.message)
+            await guard.handle(event, sessions.handle(event.message))
 
     @app.agent(claims, concurrency=1, name="profiles")
     async def process_claims(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await profiles.handle(event.message)
+            await guard.handle(event, profiles.handle(event.message))
 
     register_views(app, sessions_table, sessions, metrics)
     return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

@@ -1,27 +1,157 @@
-"""Exactly-once sends: every record an agent sends joins the transaction of the event it handles.
+"""Crash-safe commits: each commit covers whole events, and every record they produced.
 
-Faust's stock TransactionManager picks the transactional producer from the *destination*
-partition of each record (``{app_id}-{topic group}-{partition}``). That is only right when the
-destination is a changelog of the source partition. For our output topics it either finds no
-group for the topic (they are not consumed, so Faust sends them outside any transaction, which
-duplicates them after a crash) or, for a record routed to another agent's topic (claims and
-verdicts), picks a producer of a partition this worker may not even own. Kafka's exactly-once
-model wants the outputs of an input record in the same transaction as that record's offset
-commit, so we pick the producer from the event being processed.
+Exactly-once sends. Faust's stock TransactionManager picks the transactional producer from the
+*destination* partition of each record (``{app_id}-{topic group}-{partition}``). That is only
+right when the destination is a changelog of the source partition. For our output topics it
+either finds no group for the topic (they are not consumed, so Faust sends them outside any
+transaction, which duplicates them after a crash) or, for a record routed to another agent's
+topic (claims and verdicts), picks a producer of a partition this worker may not even own.
+Kafka's exactly-once model wants the outputs of an input record in the same transaction as that
+record's offset commit, so we pick the producer from the event being processed.
+
+Whole events per commit (both guarantees). Faust commits from a timer task that runs whenever
+an agent awaits, so a commit could land in the middle of an event: the records the event sent so
+far would be committed with the offsets of the events before it, the rest in the next
+transaction. After a crash in between, the event is consumed again: its dead-letter record or
+re-keyed copy comes out twice, and a table write that made it into the first transaction makes
+the event look applied (a duplicate eventId), so its remaining outputs are lost. Likewise the
+offsets Faust hands to a commit are computed before the commit flushes, while agents keep
+running, so records of later events can join a transaction that does not carry their offsets.
+`ProcessingGuard` closes both gaps: agents handle each event (up to its ack) holding the guard,
+and the consumer's commit (offsets chosen, records flushed, transaction committed) holds it too.
+
+Table writes. A table assignment does not send its changelog record: Faust queues it on the
+producer's buffer, which a background task drains. `ProducerBuffer.flush` is not a barrier: it
+gives up after 0.1 s without progress and does not wait for the record the drain task is
+sending, so a commit could carry an event's offset while its changelog record joins the next
+transaction, which a crash aborts - the state change is lost while its event is marked done.
+Before every commit we queue a barrier behind the pending records and wait until the drain task
+reaches it: FIFO order means every earlier record has been handed to its producer by then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that stops hard because handling an event failed unexpectedly.
+EXIT_EVENT_FAILED = 70
+#: How long a commit waits for the producer buffer to hand over its pending records.
+BUFFER_DRAIN_TIMEOUT = 120.0
+
+
+class ProcessingGuard:
+    """Mutual exclusion between handling one event (up to its ack) and committing."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        #: Set by the last commit of a clean stop: no event may be handled after it.
+        self.closed = False
+        #: Called after that last commit succeeded (see local_state.py).
+        self.on_clean_stop: list[Callable[[], None]] = []
+        #: Set when a commit failed: the stop that follows is not clean.
+        self.failed = False
+
+    @classmethod
+    def of(cls, app: Any) -> ProcessingGuard:
+        """The app's guard (one per app, created on first use)."""
+        guard: ProcessingGuard | None = getattr(app, "_stream_app_processing_guard", None)
+        if guard is None:
+            guard = cls()
+            app._stream_app_processing_guard = guard
+        return guard
+
+    async def handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (the handling of `event`) and ack the event, with no commit in between.
+
+        Shielded: when Faust cancels the agent (on stop or rebalance) the event is still
+        finished and acked before the next commit, instead of being half-sent.
+        An exception means the event's outcome is unknown; committing anything after it could
+        mark it done, so the worker exits at once and its successor starts again from the last
+        commit, exactly as after a kill -9.
+        """
+        await asyncio.shield(self._handle(event, work))
+
+    async def _handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
+        async with self.lock:
+            if self.closed:
+                work.close()
+                return  # after the final commit: left for the next run, unacked
+            try:
+                await work
+            except BaseException:
+                log.critical("handling %r failed; exiting without committing", event.message,
+                             exc_info=True)  # fmt: skip
+                logging.shutdown()
+                os._exit(EXIT_EVENT_FAILED)
+            event.ack()
+
+
+class _BufferBarrier:
+    """Quacks like a FutureMessage queued on the producer buffer; resolves when reached."""
+
+    def __init__(self) -> None:
+        self.reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.message = self
+        self.channel = self
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        if not self.reached.done():
+            self.reached.set_result(None)
+
+
+async def drain_producer_buffer(app: Any, timeout: float = BUFFER_DRAIN_TIMEOUT) -> None:
+    """Wait until every record queued on the producer buffer so far is handed to a producer."""
+    buffer = app.producer.buffer
+    if app.conf.producer_threaded:
+        await buffer.flush()  # not used by this project; Faust's best effort
+        return
+    barrier = _BufferBarrier()
+    buffer.pending.put_nowait(barrier)
+    await asyncio.wait_for(asyncio.shield(barrier.reached), timeout)
+
 
 class SourcePartitionTransactionManager(TransactionManager):
-    """Route each send to the transactional producer of the input partition being processed."""
+    """Route each send to the transactional producer of the input partition being processed.
+
+    Also wraps the consumer's commit (under either guarantee: Faust creates this object for
+    every consumer) so that it runs under the app's ProcessingGuard, after draining the
+    producer buffer.
+    """
+
+    def __init__(self, transport: Any, *, consumer: Any, producer: Any, **kwargs: Any) -> None:
+        super().__init__(transport, consumer=consumer, producer=producer, **kwargs)
+        guard = ProcessingGuard.of(self.app)
+        commit = consumer.commit
+        app = self.app
+
+        async def guarded_commit(*args: Any, **kwargs: Any) -> bool:
+            final = kwargs.get("start_new_transaction") is False and consumer.should_stop
+            async with guard.lock:
+                try:
+                    await drain_producer_buffer(app)
+                    result: bool = await commit(*args, **kwargs)
+                except BaseException:
+                    guard.failed = True
+                    raise
+                if final:
+                    # The consumer is stopping (not rebalancing): this was the last commit.
+                    guard.closed = True
+                    if not (guard.failed or consumer.crashed or app.crashed):
+                        for callback in guard.on_clean_stop:
+                            callback()
+                return result
+
+        consumer.commit = guarded_commit
 
     async def send(
         self,
@@ -48,9 +178,6 @@ class SourcePartitionTransactionManager(TransactionManager):
         )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Flush queued sends (table changelogs among them) into the transaction, then commit."""
-        # Faust queues changelog writes in a buffer that its exactly-once commit does not drain:
-        # a write queued before the commit would land in the next transaction, and a crash in
-        # between would commit the offset while losing the state change.
+        """Flush every transactional producer, then commit (called under the guard)."""
         await self.app.producer.flush()
         return await super().commit(offsets, start_new_transaction)

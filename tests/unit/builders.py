@@ -37,9 +37,7 @@ def envelope(event_id: str, kind: str, at: str, **fields: Any) -> dict[str, Any]
     }
 
 
-def update(
-    event_id: str, at: str = "2026-11-25T10:00:00Z", /, **session: Any
-) -> dict[str, Any]:
+def update(event_id: str, at: str = "2026-11-25T10:00:00Z", /, **session: Any) -> dict[str, Any]:
     """An update event whose `session` holds the given fields (snake_case allowed)."""
     envelope_fields = {
         name: session.pop(name) for name in ("integration_id", "application_id") if name in session

@@ -47,7 +47,9 @@ def test_the_worked_example_end_to_end() -> None:
     assert snapshot.identifiers == ["91.11.156.141"]
     assert snapshot.attributes == {}
     assert snapshot.discounts == {}
-    assert [(i.position, i.returned_quantity, i.remaining_quantity) for i in snapshot.cart_items] == [
+    assert [
+        (i.position, i.returned_quantity, i.remaining_quantity) for i in snapshot.cart_items
+    ] == [
         (0, 0, 2),
         (1, 0, 1),
     ]

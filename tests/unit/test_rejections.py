@@ -77,6 +77,9 @@ LONG = "x" * 1001
         (["occurredAt"], "2026-11-25T10:00:00", "$.occurredAt"),
         (["occurredAt"], "yesterday", "$.occurredAt"),
         (["occurredAt"], 1764064800, "$.occurredAt"),
+        (["occurredAt"], "2026-11-25T10:01", "$.occurredAt"),
+        (["occurredAt"], "0001-01-01T00:00:00+01:00", "$.occurredAt"),
+        (["occurredAt"], "9999-12-31T23:59:59-01:00", "$.occurredAt"),
         (["session"], ..., "`session`"),
         (["session"], [], "$.session"),
         (["session"], None, "$.session"),
@@ -307,4 +310,6 @@ def test_a_rejected_event_is_not_remembered_as_applied() -> None:
 
 def test_envelope_builder_sanity() -> None:
     # The builders above make valid events unless told otherwise.
-    assert not isinstance(decode_event(raw(envelope("x", "update", "2026-01-01T00:00:00Z", session={}))), Rejected)
+    assert not isinstance(
+        decode_event(raw(envelope("x", "update", "2026-01-01T00:00:00Z", session={}))), Rejected
+    )

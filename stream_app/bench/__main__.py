@@ -1,0 +1,316 @@
+"""`make bench`: throughput, latency, state size, restore and pure-core speed in one run.
+
+    python -m stream_app.bench [--events N] [--quick] [--rate R] [--duration S] ...
+
+Every figure is measured against a baseline taken in the same run on the same machine (the raw
+aiokafka loop in stream_app.bench.raw for speed, the logical key+value bytes for state size),
+because the machine is shared and absolute figures drift. See docs/performance.md.
+Writes bench-results/bench-<time>.json and .png (and the processes' logs) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from stream_app.bench import core
+from stream_app.bench.expect import expected_outputs
+from stream_app.bench.probe import delete_topics
+from stream_app.bench.report import Report, machine
+from stream_app.bench.runs import (
+    event_key,
+    measure_state,
+    run_latency,
+    run_restore,
+    run_throughput,
+    snapshot_key,
+)
+from stream_app.bench.targets import RawTarget, WorkerTarget, free_port
+from stream_app.tools.kafka_io import create_topic, produce_all
+from stream_app.tools.worker_process import WorkerConfig
+from stream_app.workload import generate_workload
+
+MODES = ("at_least_once", "exactly_once")
+SECTIONS = ("core", "throughput", "state", "restore", "latency")
+DEFAULT_EVENTS = 200_000
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stream_app.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--events", type=int, default=None, help=f"preloaded events (default {DEFAULT_EVENTS:,})"
+    )
+    parser.add_argument("--sessions", type=int, default=None, help="default: events / 10")
+    parser.add_argument(
+        "--quick", action="store_true", help="20k events, 15 s of latency (a smoke run)"
+    )
+    parser.add_argument("--rate", type=float, default=2000.0, help="latency: offered events/s")
+    parser.add_argument("--duration", type=float, default=None, help="latency: seconds (60)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="latency: seconds not counted (5)"
+    )
+    parser.add_argument("--modes", default=",".join(MODES), help="processing guarantees to run")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"sections to run, from {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092"),
+        help="broker host:port (default: $STREAM_APP_BROKER or 127.0.0.1:9092)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run's topics and state")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the table; write the JSON and the plot."""
+    args = _parser().parse_args(argv)
+    events = args.events or (20_000 if args.quick else DEFAULT_EVENTS)
+    duration = args.duration or (15.0 if args.quick else 60.0)
+    warmup = args.warmup if args.warmup is not None else (3.0 if args.quick else 5.0)
+    modes = [m for m in args.modes.split(",") if m]
+    sections = {s for s in args.only.split(",") if s}
+    unknown = (set(modes) - set(MODES)) | (sections - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown mode or section: {sorted(unknown)}")
+    bootstrap = ",".join(e.split("://", 1)[-1] for e in args.bootstrap.split(","))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    out: Path = args.out
+    work = out / f"work-{prefix}"
+    logs = out / f"logs-{stamp}"
+    work.mkdir(parents=True, exist_ok=True)
+    report = Report(
+        params={
+            "started": stamp,
+            "prefix": prefix,
+            "events": events,
+            "sessions": args.sessions or max(1, events // 10),
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "rate": args.rate,
+            "duration": duration,
+            "warmup": warmup,
+            "modes": modes,
+            "sections": sorted(sections),
+            "bootstrap": bootstrap,
+        },
+        machine_before=machine(),
+    )
+    try:
+        asyncio.run(_run(report, args, events, duration, warmup, modes, sections, work, logs))
+    finally:
+        if not args.keep:
+            asyncio.run(delete_topics(bootstrap, prefix))
+            shutil.rmtree(work, ignore_errors=True)
+    report.machine_after = machine()
+    json_path = out / f"bench-{stamp}.json"
+    png_path = out / f"bench-{stamp}.png"
+    json_path.write_bytes(msgspec.json.format(msgspec.json.encode(report.as_json()), indent=2))
+    report.plot(png_path)
+    print()
+    print(report.table())
+    print()
+    print(f"wrote {json_path} and {png_path} (process logs in {logs})")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def _run(
+    report: Report,
+    args: argparse.Namespace,
+    events: int,
+    duration: float,
+    warmup: float,
+    modes: list[str],
+    sections: set[str],
+    work: Path,
+    logs: Path,
+) -> None:
+    bootstrap: str = report.params["bootstrap"]
+    prefix: str = report.params["prefix"]
+    sessions: int = report.params["sessions"]
+    partitions: int = args.partitions
+
+    _say(f"generating {events:,} events over ~{sessions:,} sessions (seed {args.seed})")
+    records = list(generate_workload(args.seed, sessions, events))
+    expected = expected_outputs(records)
+    report.expected = {
+        "applied": expected.applied,
+        "rejected": expected.rejected,
+        "duplicates": expected.duplicates,
+        "sessions": expected.sessions,
+        "claims": len(expected.claiming),
+    }
+
+    if "core" in sections:
+        _say("pure core: decode + apply + encode, in this process")
+        core_records = records[:100_000]
+        report.core = {
+            "events": len(core_records),
+            "states_as_bytes": core.timed_pass(core_records, as_bytes=True),
+            "states_in_memory": core.timed_pass(core_records, as_bytes=False),
+        }
+        gc.collect()
+
+    def worker_config(name: str, mode: str, input_topic: str | None = None) -> WorkerConfig:
+        config = WorkerConfig.for_prefix(
+            f"kafka://{bootstrap}",
+            f"{prefix}-{name}",
+            work / name,
+            free_port(),
+            partitions=partitions,
+            processing_guarantee=mode,
+        )
+        if input_topic is None:
+            return config
+        from dataclasses import replace
+
+        return replace(config, input_topic=input_topic)
+
+    throughput_needed = sections & {"throughput", "state", "restore"}
+    if throughput_needed:
+        input_topic = f"{prefix}-input"
+        await create_topic(bootstrap, input_topic, partitions)
+        _say(f"preloading {events:,} records into {input_topic}")
+        started = time.monotonic()
+        await produce_all(bootstrap, input_topic, records)
+        _say(f"  preloaded in {time.monotonic() - started:.1f} s")
+
+        async def raw_run(n: int) -> None:
+            target = RawTarget(
+                name=f"raw aiokafka loop #{n}",
+                bootstrap=bootstrap,
+                input_topic=input_topic,
+                output_topic=f"{prefix}-raw{n}-out",
+                group=f"{prefix}-raw{n}",
+                log_path=logs / f"raw{n}.log",
+            )
+            _say(f"throughput: {target.name}")
+            result = await run_throughput(bootstrap, target, events)
+            _say(f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s")
+            report.raw.append(result)
+
+        await raw_run(1)
+        for mode in modes:
+            target = WorkerTarget(
+                name=mode, config=worker_config(mode, mode, input_topic), log_path=logs / f"{mode}.log"
+            )
+            _say(f"throughput: worker, {mode}")
+            result = await run_throughput(bootstrap, target, events)
+            _say(f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s")
+            report.workers.append(result)
+            _check_counts(report, mode, result.metrics, result.output_records, expected.applied)
+            if "state" in sections:
+                report.states[mode] = await measure_state(bootstrap, target)
+            if "restore" in sections:
+                _say(f"restore: worker, {mode}, empty data dir")
+                report.restores[mode] = await run_restore(
+                    bootstrap, target, work / f"{mode}-restore", result.healthy_after
+                )
+                r = report.restores[mode]
+                _say(f"  {r.changelog_records:,} records in {r.seconds_to_healthy:.1f} s")
+            shutil.rmtree(work / mode, ignore_errors=True)
+        await raw_run(2)
+
+    if "latency" in sections:
+        count = int(args.rate * duration)
+        lat_records = list(generate_workload(args.seed + 1, max(1, count // 10), count))
+        lat_expected = expected_outputs(lat_records)
+        event_ids = [
+            event_key(raw) if keyed is not None else None
+            for keyed, (_, raw) in zip(lat_expected.snapshot_keys, lat_records, strict=True)
+        ]
+        runs: list[tuple[str, str | None]] = [("raw", None), *[(m, m) for m in modes]]
+        for name, mode in runs:
+            input_topic = f"{prefix}-lat-{name}-input"
+            await create_topic(bootstrap, input_topic, partitions)
+            _say(f"latency: {name}, {args.rate:,.0f}/s for {duration:.0f} s")
+            if mode is None:
+                raw_target = RawTarget(
+                    name="raw",
+                    bootstrap=bootstrap,
+                    input_topic=input_topic,
+                    output_topic=f"{prefix}-lat-raw-out",
+                    group=f"{prefix}-lat-raw",
+                    log_path=logs / "latency-raw.log",
+                )
+                lat = await run_latency(
+                    bootstrap,
+                    raw_target,
+                    lat_records,
+                    event_ids,
+                    event_key,
+                    args.rate,
+                    duration,
+                    warmup,
+                )
+            else:
+                worker = WorkerTarget(
+                    name=mode,
+                    config=worker_config(f"lat-{mode}", mode, input_topic),
+                    log_path=logs / f"latency-{mode}.log",
+                )
+                lat = await run_latency(
+                    bootstrap,
+                    worker,
+                    lat_records,
+                    lat_expected.snapshot_keys,
+                    snapshot_key,
+                    args.rate,
+                    duration,
+                    warmup,
+                    claiming=frozenset(lat_expected.claiming),
+                )
+            report.latency.append(lat)
+            p99 = lat.percentile(99)
+            _say(
+                f"  p99 {'-' if p99 is None else f'{p99 * 1000:.1f}'} ms,"
+                f" {lat.seen:,}/{lat.expected:,} seen"
+            )
+
+
+def _check_counts(
+    report: Report,
+    mode: str,
+    metrics: dict[str, float] | None,
+    outputs: dict[str, int],
+    applied: int,
+) -> None:
+    """The run did the work: applied matches the pure core, snapshots on the topic match sends."""
+    if metrics is None:
+        report.checks.append(f"{mode}: no /metrics")
+        return
+    got = int(metrics.get("stream_app_events_applied_total", -1))
+    sent = int(metrics.get("stream_app_snapshots_sent_total", -1))
+    snapshots = next(
+        (n for topic, n in outputs.items() if topic.endswith("-sessions")), -1
+    )
+    ok = got == applied and snapshots == sent
+    report.checks.append(
+        f"{'ok' if ok else 'MISMATCH'}  {mode}: applied {got:,} (pure core {applied:,}),"
+        f" snapshots sent {sent:,}, committed on the topic {snapshots:,}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,419 @@
+"""The benchmark's outputs: a printed table, a JSON file and a PNG plot."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream_app.bench.runs import Latency, Restore, StateSize, Throughput
+
+#: The issue's goals, checked against figures of the same run.
+GOAL_ALO_RATIO = 0.5
+GOAL_EOS_RATIO = 0.35
+GOAL_P99_SECONDS = 0.050
+GOAL_RESTORE_PER_SECOND = 100_000
+GOAL_BYTES_PER_SESSION = 2048
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, memory and load: what the figures were measured on."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "mem_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+@dataclass
+class Report:
+    """Everything one `python -m stream_app.bench` run measured."""
+
+    params: dict[str, Any]
+    machine_before: dict[str, Any]
+    machine_after: dict[str, Any] = field(default_factory=dict)
+    raw: list[Throughput] = field(default_factory=list)
+    workers: list[Throughput] = field(default_factory=list)
+    latency: list[Latency] = field(default_factory=list)
+    states: dict[str, StateSize] = field(default_factory=dict)
+    restores: dict[str, Restore] = field(default_factory=dict)
+    core: dict[str, Any] | None = None
+    expected: dict[str, int] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ baselines and ratios
+
+    @property
+    def raw_events_per_second(self) -> float | None:
+        """The limit: mean of the raw loop's runs (one before, one after the workers)."""
+        if not self.raw:
+            return None
+        return sum(r.events_per_second for r in self.raw) / len(self.raw)
+
+    def ratio(self, value: float | None) -> float | None:
+        """value / the raw loop's events/s."""
+        base = self.raw_events_per_second
+        return None if value is None or not base else value / base
+
+    def raw_latency(self) -> Latency | None:
+        """The raw loop's latency run, the baseline for the workers' latencies."""
+        return next((lat for lat in self.latency if lat.name == "raw"), None)
+
+    def goals(self) -> list[tuple[str, str, bool | None]]:
+        """(goal, measured, met) for each of the issue's goals (None: not measured)."""
+        rows: list[tuple[str, str, bool | None]] = []
+        for run, goal in (("at_least_once", GOAL_ALO_RATIO), ("exactly_once", GOAL_EOS_RATIO)):
+            worker = next((w for w in self.workers if w.name == run), None)
+            ratio = None if worker is None else self.ratio(worker.events_per_second)
+            rows.append(
+                (
+                    f"throughput {run} >= {goal}x raw",
+                    _fmt(ratio, "{:.2f}x"),
+                    None if ratio is None else ratio >= goal,
+                )
+            )
+        for lat in self.latency:
+            if lat.name == "raw":
+                continue
+            p99 = lat.percentile(99)
+            rows.append(
+                (
+                    f"p99 latency {lat.name} <= {GOAL_P99_SECONDS * 1000:.0f} ms"
+                    f" at {lat.rate:.0f}/s",
+                    _fmt(None if p99 is None else p99 * 1000, "{:.1f} ms"),
+                    None if p99 is None else p99 <= GOAL_P99_SECONDS,
+                )
+            )
+        for run, restore in self.restores.items():
+            rate = restore.records_per_second
+            rows.append(
+                (
+                    f"restore {run} >= {GOAL_RESTORE_PER_SECOND // 1000}k records/s"
+                    " (start to /health)",
+                    f"{rate:,.0f}/s",
+                    rate >= GOAL_RESTORE_PER_SECOND,
+                )
+            )
+        for run, state in self.states.items():
+            per = state.rocksdb_bytes / max(1, state.sessions)
+            rows.append(
+                (
+                    f"RocksDB {run} <= {GOAL_BYTES_PER_SESSION} B/session",
+                    f"{per:,.0f} B",
+                    per <= GOAL_BYTES_PER_SESSION,
+                )
+            )
+        return rows
+
+    # ------------------------------------------------------------------------------ outputs
+
+    def table(self) -> str:
+        """The printed summary."""
+        p = self.params
+        m = self.machine_before
+        out: list[str] = []
+        out.append(
+            f"stream_app benchmark  {p['started']}  events={p['events']:,}"
+            f" sessions={p['sessions']:,} partitions={p['partitions']} seed={p['seed']}"
+        )
+        out.append(
+            f"machine: nproc={m['nproc']}  cpu={m['cpu']}  mem={m['mem_gib']} GiB"
+            f"  python {m['python']}  load(1m) before={m['load_avg_1m']}"
+            f" after={self.machine_after.get('load_avg_1m', '?')}"
+        )
+        if self.expected:
+            e = self.expected
+            out.append(
+                f"workload: {e['applied']:,} applied, {e['rejected']:,} rejected,"
+                f" {e['duplicates']:,} duplicates, {e['sessions']:,} sessions (pure-core count)"
+            )
+        base = self.raw_events_per_second
+        if self.raw or self.workers:
+            out.append("")
+            out.append(
+                "THROUGHPUT  one process drains the preloaded input topic"
+                " (first output record -> last offset committed)"
+            )
+            out.append(
+                f"  {'run':<22}{'events/s':>10}{'vs raw':>9}{'seconds':>9}"
+                f"{'startup s':>11}{'peak RSS MiB':>14}"
+            )
+            for run in [*self.raw, *self.workers]:
+                label = run.name
+                out.append(
+                    f"  {label:<22}{run.events_per_second:>10,.0f}"
+                    f"{_fmt(self.ratio(run.events_per_second), '{:.2f}x'):>9}"
+                    f"{run.seconds:>9.1f}{run.startup_seconds:>11.1f}"
+                    f"{_fmt(_mib(run.peak_rss_kib), '{:.0f}'):>14}"
+                )
+            if base is not None:
+                out.append(f"  {'raw baseline (mean)':<22}{base:>10,.0f}{'1.00x':>9}")
+        if self.latency:
+            raw = self.raw_latency()
+            raw_p99 = None if raw is None else raw.percentile(99)
+            lat0 = self.latency[0]
+            out.append("")
+            out.append(
+                f"LATENCY  produce -> output visible to a read_committed consumer,"
+                f" {lat0.rate:,.0f}/s offered for {lat0.duration:.0f} s,"
+                f" first {lat0.warmup:.0f} s excluded"
+            )
+            out.append(
+                f"  {'run':<16}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>9}"
+                f"{'p99 vs raw':>11}{'direct p99':>11}{'seen/expected':>16}{'out/s':>8}"
+            )
+            for lat in self.latency:
+                p99 = lat.percentile(99)
+                vs = None if p99 is None or not raw_p99 else p99 / raw_p99
+                out.append(
+                    f"  {lat.name:<16}{_ms(lat.percentile(50)):>8}{_ms(lat.percentile(95)):>8}"
+                    f"{_ms(p99):>8}{_ms(lat.percentile(100)):>9}{_fmt(vs, '{:.1f}x'):>11}"
+                    f"{_ms(lat.percentile(99, direct=True)):>11}"
+                    f"{f'{lat.seen:,}/{lat.expected:,}':>16}{lat.achieved_rate:>8,.0f}"
+                )
+        if self.states:
+            out.append("")
+            out.append("STATE  sessions table after the throughput run (worker stopped)")
+            out.append(
+                f"  {'run':<16}{'sessions':>9}{'RocksDB B/s':>12}{'SST B/s':>9}"
+                f"{'key+value B/s':>15}{'disk/logical':>14}{'changelog B/s':>15}"
+                f"{'records/session':>17}"
+            )
+            for run, st in self.states.items():
+                n = max(1, st.sessions)
+                changelog = None if st.changelog_bytes is None else st.changelog_bytes / n
+                out.append(
+                    f"  {run:<16}{st.sessions:>9,}{st.rocksdb_bytes / n:>12,.0f}"
+                    f"{st.rocksdb_sst_bytes / n:>9,.0f}{st.logical_bytes / n:>15,.0f}"
+                    f"{st.rocksdb_bytes / max(1, st.logical_bytes):>14.2f}"
+                    f"{_fmt(changelog, '{:,.0f}'):>15}{st.changelog_records / n:>17.1f}"
+                )
+        if self.restores:
+            out.append("")
+            out.append(
+                "RESTORE  same worker, empty data dir: spawn -> GET /health 200"
+                " (net: minus a start with nothing to restore)"
+            )
+            out.append(
+                f"  {'run':<16}{'records':>10}{'seconds':>9}{'records/s':>11}{'vs raw':>8}"
+                f"{'empty start s':>15}{'net records/s':>15}"
+            )
+            for run, r in self.restores.items():
+                out.append(
+                    f"  {run:<16}{r.changelog_records:>10,}{r.seconds_to_healthy:>9.1f}"
+                    f"{r.records_per_second:>11,.0f}"
+                    f"{_fmt(self.ratio(r.records_per_second), '{:.2f}x'):>8}"
+                    f"{_fmt(r.baseline_seconds_to_healthy, '{:.1f}'):>15}"
+                    f"{_fmt(r.net_records_per_second, '{:,.0f}'):>15}"
+                )
+        if self.core is not None:
+            c = self.core
+            out.append("")
+            out.append(
+                "CORE  decode + apply + encode on one core, no Kafka (stream_app.bench.core)"
+            )
+            for label, key in (("states as bytes", "states_as_bytes"), ("in memory", "states_in_memory")):
+                if key in c:
+                    rate = c[key]["events_per_second"]
+                    out.append(
+                        f"  {label:<18}{rate:>10,.0f} events/s"
+                        f"  {c[key]['us_per_event']:>6.1f} us/event"
+                        f"  {_fmt(self.ratio(rate), '{:.2f}x'):>7} raw"
+                    )
+        goals = self.goals()
+        if goals:
+            out.append("")
+            out.append("GOALS")
+            for goal, measured, met in goals:
+                verdict = "n/a" if met is None else ("MET" if met else "MISSED")
+                out.append(f"  {verdict:<7} {goal:<52} {measured}")
+        if self.checks:
+            out.append("")
+            out.append("CHECKS")
+            out.extend(f"  {line}" for line in self.checks)
+        return "\n".join(out)
+
+    def as_json(self) -> dict[str, Any]:
+        """Every figure, for bench-results/*.json."""
+
+        def throughput(run: Throughput) -> dict[str, Any]:
+            return {
+                "events": run.events,
+                "events_per_second": round(run.events_per_second, 1),
+                "vs_raw": _round(self.ratio(run.events_per_second), 3),
+                "seconds": round(run.seconds, 3),
+                "startup_seconds": round(run.startup_seconds, 3),
+                "healthy_after_seconds": _round(run.healthy_after, 3),
+                "peak_rss_kib": run.peak_rss_kib,
+                "metrics": run.metrics,
+                "output_records": run.output_records,
+                "progress": [(round(t, 3), n) for t, n in run.progress],
+            }
+
+        def latency(lat: Latency) -> dict[str, Any]:
+            return {
+                "rate": lat.rate,
+                "duration": lat.duration,
+                "warmup": lat.warmup,
+                "offered": lat.offered,
+                "expected": lat.expected,
+                "seen": lat.seen,
+                "seen_after_verdict": lat.seen_after_verdict,
+                "achieved_rate": round(lat.achieved_rate, 1),
+                "peak_rss_kib": lat.peak_rss_kib,
+                "ms": {
+                    f"p{q}": _round(_scale(lat.percentile(q)), 2) for q in (50, 90, 95, 99, 100)
+                },
+                "direct_ms": {
+                    f"p{q}": _round(_scale(lat.percentile(q, direct=True)), 2)
+                    for q in (50, 95, 99)
+                },
+            }
+
+        return {
+            "params": self.params,
+            "machine": {"before": self.machine_before, "after": self.machine_after},
+            "expected": self.expected,
+            "throughput": {
+                "raw_baseline_events_per_second": _round(self.raw_events_per_second, 1),
+                "raw": [throughput(r) for r in self.raw],
+                "workers": {w.name: throughput(w) for w in self.workers},
+            },
+            "latency": {lat.name: latency(lat) for lat in self.latency},
+            "state": {
+                run: {
+                    "sessions": st.sessions,
+                    "rocksdb_bytes": st.rocksdb_bytes,
+                    "rocksdb_sst_bytes": st.rocksdb_sst_bytes,
+                    "logical_bytes": st.logical_bytes,
+                    "changelog_bytes": st.changelog_bytes,
+                    "changelog_records": st.changelog_records,
+                    "rocksdb_bytes_per_session": round(st.rocksdb_bytes / max(1, st.sessions)),
+                }
+                for run, st in self.states.items()
+            },
+            "restore": {
+                run: {
+                    "changelog_records": r.changelog_records,
+                    "seconds_to_healthy": round(r.seconds_to_healthy, 3),
+                    "baseline_seconds_to_healthy": _round(r.baseline_seconds_to_healthy, 3),
+                    "records_per_second": round(r.records_per_second, 1),
+                    "net_records_per_second": _round(r.net_records_per_second, 1),
+                    "vs_raw": _round(self.ratio(r.records_per_second), 3),
+                    "sessions_restored": r.sessions_restored,
+                }
+                for run, r in self.restores.items()
+            },
+            "core": self.core,
+            "goals": [
+                {"goal": goal, "measured": measured, "met": met}
+                for goal, measured, met in self.goals()
+            ],
+            "checks": self.checks,
+        }
+
+    def plot(self, path: Path) -> None:
+        """Throughput over time (per 1 s window) and latency over time, one line per run."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(2, 1, figsize=(10, 8), constrained_layout=True)
+        ax = axes[0]
+        for run in [*self.raw, *self.workers]:
+            times, rates = _rates(run.progress)
+            ax.plot(times, rates, label=f"{run.name} ({run.events_per_second:,.0f}/s)")
+        ax.set_title("Throughput: input records committed per second (1 s windows)")
+        ax.set_xlabel("seconds since the first output record")
+        ax.set_ylabel("events/s")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax = axes[1]
+        for lat in self.latency:
+            if not lat.series:
+                continue
+            xs, ys = _rolling_p99([t for t, _ in lat.series], [v * 1000 for _, v in lat.series])
+            p99 = lat.percentile(99)
+            label = f"{lat.name} (p99 {_ms(p99)} ms)"
+            ax.plot(xs, ys, label=label)
+        ax.set_yscale("log")
+        ax.set_title("Latency: produce -> visible, p99 per 1 s of produce time")
+        ax.set_xlabel("seconds since the first produced record")
+        ax.set_ylabel("ms")
+        ax.grid(alpha=0.3, which="both")
+        if self.latency:
+            ax.legend()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _rates(progress: Sequence[tuple[float, int]]) -> tuple[list[float], list[float]]:
+    times: list[float] = []
+    rates: list[float] = []
+    points = [(t, n) for t, n in progress if t >= -1]
+    if len(points) < 2:
+        return times, rates
+    j = 0
+    for i in range(1, len(points)):
+        t, n = points[i]
+        while points[j][0] < t - 1.0:
+            j += 1
+        t0, n0 = points[j]
+        if t > t0:
+            times.append(t)
+            rates.append((n - n0) / (t - t0))
+    return times, rates
+
+
+def _rolling_p99(times: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    buckets: dict[int, list[float]] = {}
+    for t, v in zip(times, values, strict=True):
+        buckets.setdefault(int(t), []).append(v)
+    xs: list[float] = []
+    ys: list[float] = []
+    for second in sorted(buckets):
+        vals = sorted(buckets[second])
+        xs.append(second + 0.5)
+        ys.append(vals[max(0, int(len(vals) * 0.99) - 1)])
+    return xs, ys
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def _mib(kib: int | None) -> float | None:
+    return None if kib is None else kib / 1024
+
+
+def _scale(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
