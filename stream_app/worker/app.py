@@ -16,6 +16,7 @@ from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
+from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
 from stream_app.worker.web import register_views
 
 
@@ -69,7 +70,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         table_cleanup_interval=3600.0,
         autodiscover=False,
         consumer_max_fetch_size=4 * 1024 * 1024,
-        producer_max_request_size=4 * 1024 * 1024,
+        producer_max_request_size=DLQ_MAX_MESSAGE_BYTES,
     )
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         app.conf.consumer_api_version = "auto"

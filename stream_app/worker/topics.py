@@ -15,6 +15,8 @@ from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Largest dead-letter record: a 1 MiB value of control characters is 6 MiB as JSON text.
+DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 #: How long to wait for newly created topics to show their partitions.
 METADATA_TIMEOUT_SECONDS = 30.0
 
@@ -30,6 +32,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    max_message_bytes: int | None = None
 
 
 async def ensure_topics(settings: Settings) -> int:
@@ -50,7 +53,9 @@ async def ensure_topics(settings: Settings) -> int:
         specs = [
             TopicSpec(settings.output_topic, partitions, compacted=True),
             TopicSpec(settings.transitions_topic, partitions),
-            TopicSpec(settings.dlq_topic, partitions),
+            # A dead-letter record carries the rejected value as JSON text or base64, which can
+            # be several times the size of the largest record the input topic accepts.
+            TopicSpec(settings.dlq_topic, partitions, max_message_bytes=DLQ_MAX_MESSAGE_BYTES),
             TopicSpec(settings.claims_topic, partitions),
             TopicSpec(settings.verdicts_topic, partitions),
             TopicSpec(settings.rekeyed_topic, partitions),
@@ -82,7 +87,7 @@ async def _create_missing(
             name=spec.name,
             num_partitions=spec.partitions,
             replication_factor=replication,
-            topic_configs={"cleanup.policy": "compact" if spec.compacted else "delete"},
+            topic_configs=_topic_configs(spec),
         )
         for spec in missing
     ]
@@ -90,6 +95,13 @@ async def _create_missing(
     with contextlib.suppress(TopicAlreadyExistsError):
         await admin.create_topics(new_topics)
     log.info("created topics %s", [spec.name for spec in missing])
+
+
+def _topic_configs(spec: TopicSpec) -> dict[str, str]:
+    configs = {"cleanup.policy": "compact" if spec.compacted else "delete"}
+    if spec.max_message_bytes is not None:
+        configs["max.message.bytes"] = str(spec.max_message_bytes)
+    return configs
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream_app.settings import Settings
-from stream_app.worker.topics import TopicLayoutError, ensure_topics
+from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, TopicLayoutError, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -28,7 +28,8 @@ def settings_for(bootstrap: str, prefix: str, partitions: int = 5) -> Settings:
     })  # fmt: skip
 
 
-async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str]]:
+async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str]]:
+    """(partitions, cleanup.policy, max.message.bytes) of each topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -38,14 +39,19 @@ async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str
         )
     finally:
         await admin.close()
-    policy: dict[str, str] = {}
+    config: dict[tuple[str, str], str] = {}
     for response in configs:
         for resource in response.resources:
-            name = resource[3]
             for entry in resource[4]:
-                if entry[0] == "cleanup.policy":
-                    policy[name] = entry[1]
-    return {t["topic"]: (len(t["partitions"]), policy[t["topic"]]) for t in topics}
+                config[(resource[3], entry[0])] = entry[1]
+    return {
+        t["topic"]: (
+            len(t["partitions"]),
+            config[(t["topic"], "cleanup.policy")],
+            config[(t["topic"], "max.message.bytes")],
+        )
+        for t in topics
+    }
 
 
 async def test_missing_topics_are_created_with_partitions_and_cleanup_policy(
@@ -60,9 +66,10 @@ async def test_missing_topics_are_created_with_partitions_and_cleanup_policy(
         settings.dlq_topic, settings.claims_topic, settings.verdicts_topic,
         settings.rekeyed_topic,
     ])  # fmt: skip
-    assert described[settings.output_topic] == (5, "compact")
+    assert described[settings.output_topic][:2] == (5, "compact")
     for name in (settings.input_topic, settings.transitions_topic, settings.dlq_topic):
-        assert described[name] == (5, "delete")
+        assert described[name][:2] == (5, "delete")
+    assert described[settings.dlq_topic][2] == str(DLQ_MAX_MESSAGE_BYTES)
     for name in (settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic):
         assert described[name][0] == 5
 
@@ -77,7 +84,7 @@ async def test_existing_input_topic_is_used_as_it_is(
     # The input's 3 partitions win over STREAM_APP_PARTITIONS, for every keyed topic.
     assert await ensure_topics(settings) == 3
     described = await describe(bootstrap, [settings.output_topic, settings.verdicts_topic])
-    assert described[settings.output_topic] == (3, "compact")
+    assert described[settings.output_topic][:2] == (3, "compact")
     assert described[settings.verdicts_topic][0] == 3
 
 
