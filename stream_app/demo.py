@@ -520,7 +520,7 @@ def _print_summary(
     row("true, anonymous", anonymous)
     row("true, first of its profile", first)
     row("false, a later session", len(latest) - anonymous - first)
-    row("snapshots held for a verdict", counters.snapshots_held, "(released once it came)")
+    row("snapshots held for a verdict", counters.snapshots_held, "(the latest is sent with it)")
 
     print("\nThroughput (one worker process)")
     row("records sent in", f"{send_seconds:.1f} s")
