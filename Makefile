@@ -62,4 +62,4 @@ kafka-status:
 	bash deploy/kafka/kafka.sh status
 
 clean:
-	rm -rf data .local/worker-* bench-results drill-results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf data .local/demo .local/worker-* bench-results drill-results .pytest_cache .mypy_cache .ruff_cache
