@@ -62,9 +62,9 @@ async def run_throughput(
 ) -> Throughput:
     """Start `target` on its preloaded input topic and time it until everything is committed.
 
-    Done means: every input record's offset is committed by the target's group, every other
-    topic the group consumes (claims, verdicts) is committed to its end, the worker has handled
-    a verdict for every claim it sent, and none of that moved for SETTLE seconds. The end time is
+    Done means: every input record's offset is committed by the target's group, the worker has
+    consumed a verdict for every claim it sent, and the group's committed offsets (of every topic
+    it consumes) did not move for SETTLE seconds. The end time is
     the first poll that saw the final committed offsets; the start time is the producer timestamp
     of the first output record, so that startup (imports, group join) is reported apart.
     """
@@ -97,13 +97,7 @@ async def run_throughput(
                 consumed = metrics.get("stream_app_events_consumed_total", 0)
                 if consumed < events + metrics.get("stream_app_profile_claims_total", 0):
                     continue
-            ends = await probe.end_offsets(target.consumed)
-            internal_done = all(
-                committed[tp] >= _last_record_end(end, committed[tp])
-                for tp, end in ends.items()
-                if tp.topic != target.input_topic
-            )
-            if internal_done and now - _unchanged_since(polls) >= SETTLE:
+            if now - _unchanged_since(polls) >= SETTLE:
                 break
         done = _unchanged_since(polls)
         rss = peak_rss_kib(target.pid())
@@ -145,12 +139,6 @@ def _unchanged_since(polls: list[tuple[float, dict[TopicPartition, int]]]) -> fl
             break
         since = at
     return since
-
-
-def _last_record_end(end: int, committed: int) -> int:
-    # In a transactional topic the last offset of a partition may be a commit marker, which no
-    # consumer commits past: one offset short of the end is the end there.
-    return end - 1 if committed == end - 1 else end
 
 
 # ----------------------------------------------------------------------------------- latency

@@ -104,7 +104,7 @@ class WorkerTarget:
             settings.dlq_topic,
             settings.claims_topic,
         ]
-        self.process = WorkerProcess(self.config, self.log_path, log_level="warn")
+        self.process = WorkerProcess(self.config, self.log_path, log_level="info")
 
     @property
     def settings(self) -> Settings:
@@ -122,7 +122,7 @@ class WorkerTarget:
 
     def start(self) -> None:
         """Spawn the worker."""
-        self.process = WorkerProcess(self.config, self.log_path, log_level="warn")
+        self.process = WorkerProcess(self.config, self.log_path, log_level="info")
         self.process.start(wait=False)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:

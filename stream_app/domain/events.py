@@ -28,13 +28,15 @@ Quantity = Annotated[int, Meta(ge=1, le=MAX_CART_QUANTITY)]
 RequestedState = Literal["open", "closed", "cancelled"]
 
 
-class AdditionalCost(Struct, frozen=True):
+# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
+# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+class AdditionalCost(Struct, frozen=True, gc=False):
     """An extra cost charged per unit of a cart item (e.g. shipping)."""
 
     price: NonNegative
 
 
-class CartItemInput(Struct, frozen=True, rename="camel"):
+class CartItemInput(Struct, frozen=True, gc=False, rename="camel"):
     """A cart item as sent in an update; optional fields stay UNSET when not given."""
 
     sku: Sku
@@ -50,7 +52,7 @@ class CartItemInput(Struct, frozen=True, rename="camel"):
     additional_costs: dict[str, AdditionalCost] | UnsetType = UNSET
 
 
-class SessionPatch(Struct, frozen=True, rename="camel"):
+class SessionPatch(Struct, frozen=True, gc=False, rename="camel"):
     """The `session` object of an update; an UNSET field leaves the session unchanged."""
 
     profile_id: ProfileId | UnsetType = UNSET
@@ -63,14 +65,14 @@ class SessionPatch(Struct, frozen=True, rename="camel"):
     discounts: dict[str, float] | UnsetType = UNSET
 
 
-class ReturnLine(Struct, frozen=True):
+class ReturnLine(Struct, frozen=True, gc=False):
     """One line of a return; an UNSET quantity means every remaining unit of the line."""
 
     position: Annotated[int, Meta(ge=0)]
     quantity: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
 
 
-class _EventBase(Struct, frozen=True, rename="camel", tag_field="type"):
+class _EventBase(Struct, frozen=True, gc=False, rename="camel", tag_field="type"):
     """Fields common to every event."""
 
     event_id: EventId
@@ -79,13 +81,13 @@ class _EventBase(Struct, frozen=True, rename="camel", tag_field="type"):
     occurred_at: Timestamp
 
 
-class UpdateEvent(_EventBase, frozen=True, tag="update"):
+class UpdateEvent(_EventBase, frozen=True, gc=False, tag="update"):
     """Creates a session or changes it (`type` = "update")."""
 
     session: SessionPatch
 
 
-class ReturnEvent(_EventBase, frozen=True, tag="return"):
+class ReturnEvent(_EventBase, frozen=True, gc=False, tag="return"):
     """Returns units of a closed session's cart lines (`type` = "return")."""
 
     returned_cart_items: Annotated[

@@ -13,7 +13,9 @@ from stream_app.domain.events import CartItemInput
 SessionStateName = Literal["open", "closed", "cancelled", "partially_returned"]
 
 
-class CartItem(CartItemInput, frozen=True, kw_only=True):
+# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
+# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+class CartItem(CartItemInput, frozen=True, gc=False, kw_only=True):
     """A cart line as emitted: the input item plus its derived fields."""
 
     position: int
@@ -21,7 +23,7 @@ class CartItem(CartItemInput, frozen=True, kw_only=True):
     remaining_quantity: int
 
 
-class CustomerSession(Struct, frozen=True, rename="camel"):
+class CustomerSession(Struct, frozen=True, gc=False, rename="camel"):
     """The session snapshot; every field is always present on the wire."""
 
     integration_id: str
@@ -41,7 +43,7 @@ class CustomerSession(Struct, frozen=True, rename="camel"):
     update_count: int
 
 
-class Transition(Struct, frozen=True, rename="camel"):
+class Transition(Struct, frozen=True, gc=False, rename="camel"):
     """A change of session state; `from` is null when the session was created."""
 
     integration_id: str

@@ -22,18 +22,20 @@ RejectionCode = Literal[
 ]
 
 
-class Rejected(Struct, frozen=True):
+# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
+# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+class Rejected(Struct, frozen=True, gc=False):
     """The event is rejected; the message names the offending JSON path where there is one."""
 
     code: RejectionCode
     message: str
 
 
-class Skipped(Struct, frozen=True):
+class Skipped(Struct, frozen=True, gc=False):
     """The event was already applied to this session; nothing to emit."""
 
 
-class Applied(Struct, frozen=True):
+class Applied(Struct, frozen=True, gc=False):
     """The event was applied; snapshot is None while firstSession is pending (held back)."""
 
     state: SessionState

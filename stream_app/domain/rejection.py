@@ -11,14 +11,16 @@ from msgspec import Struct
 from stream_app.domain.outcomes import Rejected
 
 
-class RejectionError(Struct, frozen=True):
+# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
+# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+class RejectionError(Struct, frozen=True, gc=False):
     """Why the event was rejected."""
 
     code: str
     message: str
 
 
-class RejectionSource(Struct, frozen=True):
+class RejectionSource(Struct, frozen=True, gc=False):
     """Where the rejected record was read from."""
 
     topic: str
@@ -27,7 +29,7 @@ class RejectionSource(Struct, frozen=True):
     key: str | None
 
 
-class Rejection(Struct, frozen=True, rename="camel"):
+class Rejection(Struct, frozen=True, gc=False, rename="camel"):
     """A dead-letter record: the error, the original value, and where it came from."""
 
     error: RejectionError

@@ -10,7 +10,9 @@ from stream_app.domain.model import CustomerSession
 RECENT_EVENT_IDS = 1000
 
 
-class SessionState(Struct, frozen=True, rename="camel", omit_defaults=True):
+# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
+# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
     """A session's stored state: current session, dedup memory, profile claims, last emitted."""
 
     # The session after every applied event. While held, its firstSession is a stale value

@@ -134,6 +134,8 @@ class Outputs:
         self.transitions = TopicTail(bootstrap, config.transitions_topic)
         self.dead_letters = TopicTail(bootstrap, config.dlq_topic)
         self.latest_count: dict[str, int] = {}
+        #: The last snapshot read per session: what GET /sessions/{id} must answer.
+        self.last_snapshot: dict[str, bytes] = {}
         self.snapshots.on_records(self._track)
 
     @property
@@ -148,6 +150,7 @@ class Outputs:
             key = decode_key(record.key) or ""
             if count > latest.get(key, 0):
                 latest[key] = count
+            self.last_snapshot[key] = record.value
 
     @property
     def last_record_at(self) -> float:

@@ -13,6 +13,7 @@ from mode.utils.objects import cached_property
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.profiles import ProfileProcessor
+from stream_app.worker.recovery import StreamTableManager
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
@@ -71,6 +72,8 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         autodiscover=False,
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES,
+        # Recovery that restores every committed changelog record (see recovery.py).
+        TableManager=StreamTableManager,
     )
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         app.conf.consumer_api_version = "auto"

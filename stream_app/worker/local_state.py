@@ -62,9 +62,10 @@ class LocalState:
 
     def open(self) -> StartKind:
         """Before the tables open: discard them after an unclean stop, then mark running."""
-        kind = StartKind.FRESH if not self.table_dir.exists() else StartKind.CLEAN
+        has_tables = self.table_dir.exists() and any(self.table_dir.iterdir())
+        kind = StartKind.CLEAN if has_tables else StartKind.FRESH
         if self.marker.exists():
-            if self.table_dir.exists():
+            if has_tables:
                 log.warning(
                     "the previous worker on %s did not stop cleanly: deleting local tables %s, "
                     "they are rebuilt from the changelog topics",

@@ -87,7 +87,14 @@ class ProcessingGuard:
                 work.close()
                 return  # after the final commit: left for the next run, unacked
             try:
+                _m = getattr(event.app, "metrics", None)
+                _before = (_m.applied, _m.duplicates, sum(_m.rejected.values())) if _m else None
                 await work
+                if os.environ.get("DRILL_TRACE") and _m:
+                    _after = (_m.applied, _m.duplicates, sum(_m.rejected.values()))
+                    _msg = event.message
+                    log.info("TRACE %s %s %s %r %s gen=%s", _msg.topic, _msg.partition, _msg.offset,
+                             _msg.key, [b - a for a, b in zip(_before, _after)], _msg.generation_id)
             except BaseException:
                 log.critical("handling %r failed; exiting without committing", event.message,
                              exc_info=True)  # fmt: skip

@@ -1,0 +1,457 @@
+"""The five failure drills. Each returns a DrillResult: passed or not, figures, problems.
+
+Every drill runs on its own topics and consumer group (see harness.Drill) and checks the
+outputs with verify.py against a replay of its input topic through the domain core.
+A drill never retries or relaxes a check: a problem is reported as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+import statistics
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream_app.drills.harness import Drill, DrillOptions, rounded
+from stream_app.drills.replay import Expectation
+from stream_app.drills.verify import Findings
+from stream_app.tools.worker_process import WorkerProcess
+from stream_app.workload import HOSTILE_KINDS, generate_workload, hostile_records
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@dataclass
+class DrillResult:
+    """What a drill found."""
+
+    name: str
+    passed: bool = False
+    figures: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def fail(self, problem: str) -> None:
+        """Record a problem; the drill fails."""
+        self.problems.append(problem)
+
+    def absorb(self, findings: Findings, prefix: str = "") -> None:
+        """Take the output checks' figures and problems."""
+        self.figures.update({f"{prefix}{k}": v for k, v in findings.figures.items()})
+        self.problems.extend(f"{prefix}{line}" for line in findings.lines())
+
+
+async def _settle(drill: Drill, expectation: Expectation, result: DrillResult, **wait: Any) -> None:
+    """Wait for the outputs to match the replay, then run every check."""
+    result.figures["expected"] = expectation.summary()
+    if expectation.ambiguous:
+        result.fail(f"replay order ambiguous for {len(expectation.ambiguous)} sessions")
+    waited = await drill.wait_outputs(expectation, **wait)
+    if waited is None:
+        result.fail(f"outputs did not match the replay in time: {drill.outputs.behind(expectation)}")
+    else:
+        result.figures["outputs_complete_after_s"] = round(waited, 1)
+    result.absorb(drill.outputs.check(expectation))
+
+
+# --------------------------------------------------------------------------------------- kill -9
+
+
+async def kill9(
+    options: DrillOptions,
+    events: int = 50_000,
+    sessions: int = 3_000,
+    kills: int = 20,
+    rate: float | None = None,
+    guarantee: str = "exactly_once",
+) -> DrillResult:
+    """SIGKILL the worker at random moments while a producer writes; restart it each time."""
+    result = DrillResult("kill9")
+    started = time.monotonic()
+    async with Drill(options, "kill9", processing_guarantee=guarantee) as drill:
+        worker = drill.worker()
+        records = list(generate_workload(options.seed, sessions, events))
+        # Spread the input over the kill phase (a restart takes about 10-15 s here).
+        rate = rate or max(50.0, events / (kills * 11.0))
+        result.figures.update(
+            events=events, sessions=sessions, kills=kills, rate_per_s=round(rate), guarantee=guarantee
+        )
+        await drill.start(worker)
+        producer = drill.producer(records, rate).start()
+        restarts: list[float] = []
+        moments = Counter[str]()
+        spawned_at: float | None = None  # None: the first start, already healthy
+        for _ in range(kills):
+            if spawned_at is not None and drill.rng.random() < 0.25:
+                # Somewhere in start-up: joining the group, restoring tables, or just ready.
+                await asyncio.sleep(drill.rng.uniform(1.0, 8.0))
+                moments["during start-up"] += 1
+            else:
+                await asyncio.to_thread(worker.wait_healthy, 180.0)
+                if spawned_at is not None:
+                    restarts.append(time.monotonic() - spawned_at)
+                await asyncio.sleep(drill.rng.uniform(0.2, 6.0))
+                moments["while processing"] += 1
+            await drill.kill(worker)
+            await drill.spawn(worker)
+            spawned_at = time.monotonic()
+        await asyncio.to_thread(worker.wait_healthy, 180.0)
+        await producer.wait()
+        result.figures["kill_moments"] = dict(moments)
+        if restarts:
+            result.figures["restart_to_healthy_s"] = {
+                "mean": round(statistics.mean(restarts), 1),
+                "max": round(max(restarts), 1),
+            }
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result)
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+# ----------------------------------------------------------------------------------- state wiped
+
+
+def _log_restore(log_path: Path) -> dict[str, float | None]:
+    """Restore timing of the last worker process in a log: join -> restore done -> ready."""
+    text = log_path.read_text(errors="replace")
+    pids = re.findall(r"^\[[^\]]+\] \[(\d+)\]", text, re.M)
+    if not pids:
+        return {}
+    pid = pids[-1]
+    lines = [line for line in text.splitlines() if f"] [{pid}] " in line]
+
+    def at(pattern: str) -> datetime | None:
+        for line in lines:
+            if pattern in line:
+                return datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+        return None
+
+    start, done = at("Restoring state from changelog topics"), at("Restore complete!")
+    seconds = (done - start).total_seconds() if start and done else None
+    return {"changelog_read_s": seconds}
+
+
+async def _count_records(bootstrap: str, topics: list[str]) -> int:
+    """Committed data records in topics (what a restore reads)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        count = 0
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            count += sum(len(records) for records in batch.values())
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                return count
+    finally:
+        await consumer.stop()
+
+
+async def _session_answers(worker: WorkerProcess, ids: list[str]) -> dict[str, bytes]:
+    def fetch() -> dict[str, bytes]:
+        answers = {}
+        for integration_id in ids:
+            status, body = worker.get(f"/sessions/{urllib.request.quote(integration_id)}")
+            answers[integration_id] = body if status == 200 else f"HTTP {status}".encode()
+        return answers
+
+    return await asyncio.to_thread(fetch)
+
+
+async def state_wiped(
+    options: DrillOptions, events: int = 30_000, sessions: int = 3_000, after: int = 2_000
+) -> DrillResult:
+    """Stop the worker, delete its data directory, start it: the state comes back from Kafka."""
+    result = DrillResult("state_wiped")
+    started = time.monotonic()
+    async with Drill(options, "state-wiped") as drill:
+        worker = drill.worker()
+        records = list(generate_workload(options.seed, sessions, events + after))
+        await drill.start(worker)
+        await drill.producer(records[:events], rate=1e9).start().wait()
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result, timeout=900.0)
+        ids = sorted(expectation.sessions)
+        before = await _session_answers(worker, ids)
+        wrong = [i for i in ids if before[i] != drill.outputs.last_snapshot.get(i)]
+        if wrong:
+            result.fail(f"{len(wrong)} GET /sessions answers differ from the last snapshot")
+
+        # A clean restart keeps the local tables; then the wipe.
+        await drill.stop(worker)
+        clean = await drill.start(worker)
+        result.figures["clean_restart_to_healthy_s"] = round(clean, 1)
+        result.figures["clean_restart"] = _log_restore(worker.log_path)
+        await drill.stop(worker)
+        shutil.rmtree(worker.config.data_dir)
+        changelogs = [f"{drill.prefix}-sessions-changelog", f"{drill.prefix}-profiles-changelog"]
+        restored_records = await _count_records(drill.bootstrap, changelogs)
+        wiped = await drill.start(worker)
+        restore = _log_restore(worker.log_path)
+        read_s = restore.get("changelog_read_s")
+        result.figures["wiped_restart_to_healthy_s"] = round(wiped, 1)
+        result.figures["changelog_records"] = restored_records
+        result.figures["changelog_read_s"] = round(read_s, 2) if read_s else None
+        result.figures["restore_records_per_s"] = (
+            round(restored_records / read_s) if read_s else None
+        )
+        result.figures["restore_records_per_s_incl_startup"] = round(restored_records / wiped)
+        after_answers = await _session_answers(worker, ids)
+        differ = [i for i in ids if after_answers[i] != before[i]]
+        result.figures["sessions_compared"] = len(ids)
+        if differ:
+            result.fail(
+                f"{len(differ)} of {len(ids)} sessions answer differently after the restore, "
+                f"e.g. {differ[0]}: {before[differ[0]][:200]!r} -> {after_answers[differ[0]][:200]!r}"
+            )
+        # The restored state must also be the state later events build on.
+        await drill.producer(records[events:], rate=1e9).start().wait()
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result, timeout=600.0)
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+# -------------------------------------------------------------------------------- broker restart
+
+
+def _kafka(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), command], capture_output=True, text=True, check=False
+    )
+
+
+async def broker_restart(
+    options: DrillOptions, events: int = 20_000, sessions: int = 2_000, rate: float = 400.0
+) -> DrillResult:
+    """Stop and start the local broker while the worker runs under load."""
+    result = DrillResult("broker_restart")
+    started = time.monotonic()
+    host = options.bootstrap.split(",")[0].rsplit(":", 1)[0]
+    if host not in {"127.0.0.1", "localhost"}:
+        result.fail(f"broker restart needs the local broker, not {options.bootstrap}")
+        return result
+    async with Drill(options, "broker-restart") as drill:
+        worker = drill.worker()
+        records = list(generate_workload(options.seed, sessions, events))
+        await drill.start(worker)
+        producer = drill.producer(records, rate).start()
+        await asyncio.sleep(events / rate / 3)
+        outputs_before = len(drill.outputs.snapshots.records)
+        stop_at = time.monotonic()
+        try:
+            stopped = await asyncio.to_thread(_kafka, "stop")
+            down_at = time.monotonic()
+            if stopped.returncode != 0:
+                result.fail(f"kafka.sh stop failed: {stopped.stderr.strip()}")
+        finally:
+            # Others use this broker: start it again whatever happened.
+            up = await asyncio.to_thread(_kafka, "start")
+        up_at = time.monotonic()
+        if up.returncode != 0:
+            result.fail(f"kafka.sh start failed: {up.stdout.strip()} {up.stderr.strip()}")
+            return result
+        result.figures["broker_stop_s"] = round(down_at - stop_at, 1)
+        result.figures["broker_down_s"] = round(up_at - down_at, 1)
+        result.figures["snapshots_before_stop"] = outputs_before
+        # Recovered: healthy again, and outputs flowing again.
+        recovered = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            drill.check_workers_alive()
+            if worker.health() == 200 and drill.outputs.last_record_at > up_at:
+                recovered = time.monotonic() - up_at
+                break
+            await asyncio.sleep(0.5)
+        if recovered is None:
+            result.fail("the worker did not resume within 300 s of the broker's return")
+        else:
+            result.figures["worker_resumed_after_broker_up_s"] = round(recovered, 1)
+        await producer.wait()
+        result.figures.update(events=events, sessions=sessions, rate_per_s=rate)
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result)
+        restarts = worker.log_path.read_text(errors="replace").count("[^Worker]: Starting...")
+        result.figures["worker_process_starts"] = restarts
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+# ------------------------------------------------------------------------------------- failover
+
+
+def _owned_partitions(worker: WorkerProcess) -> set[int] | None:
+    """Active changelog partitions of a worker, from Faust's /router/ view."""
+    try:
+        with urllib.request.urlopen(f"{worker.url}/router/", timeout=5) as response:
+            routes = json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    mine = routes.get(worker.url) or routes.get(f"{worker.url}/") or {}
+    owned: set[int] = set()
+    for topic, partitions in mine.items():
+        if topic.endswith("-sessions-changelog"):
+            owned.update(partitions)
+    return owned
+
+
+async def failover(
+    options: DrillOptions,
+    events: int = 30_000,
+    sessions: int = 3_000,
+    rate: float = 300.0,
+    partitions: int = 8,
+) -> DrillResult:
+    """Two workers with standby replicas; SIGKILL one under load; the other takes over."""
+    result = DrillResult("failover")
+    started = time.monotonic()
+    async with Drill(options, "failover", partitions=partitions) as drill:
+        drill.config.extra_env["TABLE_STANDBY_REPLICAS"] = "1"
+        survivor, victim = drill.worker(0), drill.worker(1)
+        records = list(generate_workload(options.seed, sessions, events))
+        await drill.start(survivor)
+        await drill.start(victim)
+        # Both healthy means the group settled with both (a rebalance happens as B joins).
+        await asyncio.to_thread(survivor.wait_healthy, 180.0)
+        producer = drill.producer(records, rate).start()
+        await asyncio.sleep(max(10.0, events / rate / 3))
+        owned = _owned_partitions(victim)
+        result.figures["victim_partitions"] = sorted(owned) if owned is not None else None
+        kill_wall = time.time()
+        await drill.kill(victim)
+        await producer.wait()
+        result.figures.update(events=events, sessions=sessions, rate_per_s=rate)
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result)
+        # Take-over: first output record after the kill on each of the victim's partitions
+        # (outputs land on the partition of their input, and the load covers every partition).
+        first_after: dict[int, float] = {}
+        for tail in drill.outputs.tails:
+            for record in tail.records:
+                if record.timestamp / 1000 > kill_wall:
+                    at = record.timestamp / 1000 - kill_wall
+                    first_after[record.partition] = min(first_after.get(record.partition, at), at)
+        victims = owned if owned else set(range(partitions))
+        gaps = {p: round(first_after[p], 1) for p in sorted(victims) if p in first_after}
+        result.figures["first_output_after_kill_s"] = gaps
+        if gaps:
+            result.figures["takeover_s"] = max(gaps.values())
+        if set(victims) - set(gaps):
+            result.fail(f"no output after the kill on partitions {sorted(set(victims) - set(gaps))}")
+        text = survivor.log_path.read_text(errors="replace")
+        result.figures["survivor_rebalances"] = text.count("Setting newly assigned partitions")
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+# ---------------------------------------------------------------------------------- poison flood
+
+
+async def poison_flood(
+    options: DrillOptions, hostile: int = 10_000, valid: int = 10_000, sessions: int = 1_000
+) -> DrillResult:
+    """Hostile records interleaved with valid ones: all dead-lettered, the valid ones applied."""
+    result = DrillResult("poison_flood")
+    started = time.monotonic()
+    async with Drill(options, "poison") as drill:
+        worker = drill.worker()
+        good = list(generate_workload(options.seed, sessions, valid))
+        bad = list(hostile_records(options.seed, hostile))
+        # Interleave: the order of each list is kept, positions are random.
+        mixed: list[tuple[Any, bytes]] = []
+        gi = bi = 0
+        while gi < len(good) or bi < len(bad):
+            take_bad = bi < len(bad) and (
+                gi >= len(good) or drill.rng.random() < len(bad) / (len(bad) + len(good))
+            )
+            if take_bad:
+                mixed.append(bad[bi])
+                bi += 1
+            else:
+                mixed.append(good[gi])
+                gi += 1
+        kinds = list(HOSTILE_KINDS)
+        result.figures["hostile_by_kind"] = {
+            kind: len(range(i, hostile, len(kinds))) for i, kind in enumerate(kinds)
+        }
+        result.figures["input_bytes"] = sum(len(value) for _, value in mixed)
+        await drill.start(worker)
+        produce_started = time.monotonic()
+        await drill.producer(mixed, rate=1e9).start().wait()
+        result.figures.update(hostile=hostile, valid=valid, records=len(mixed))
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result, timeout=900.0, stall=180.0)
+        result.figures["seconds_to_process"] = round(time.monotonic() - produce_started, 1)
+        result.figures["records_per_s"] = round(
+            len(mixed) / (time.monotonic() - produce_started)
+        )
+        # Every hostile record must be rejected, except the null-key one, which is a valid
+        # event without a key: re-keyed and applied, as the contract says.
+        rejected_values = Counter(r.record.value for r in expectation.rejections.values())
+        missing_hostile = 0
+        for key, value in bad:
+            if key is None:
+                continue
+            if rejected_values[value] == 0:
+                missing_hostile += 1
+            else:
+                rejected_values[value] -= 1
+        if missing_hostile:
+            result.fail(f"{missing_hostile} hostile records were not rejected by the replay")
+        result.figures["dead_letter_bytes"] = sum(
+            len(r.value) for r in drill.outputs.dead_letters.records
+        )
+        restarts = worker.log_path.read_text(errors="replace").count("[^Worker]: Starting...")
+        if restarts != 1:
+            result.fail(f"the worker started {restarts} times (crashed?)")
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+DRILLS = {
+    "kill9": kill9,
+    "state_wiped": state_wiped,
+    "broker_restart": broker_restart,
+    "failover": failover,
+    "poison_flood": poison_flood,
+}

@@ -1,0 +1,317 @@
+"""Table recovery that reads every committed changelog record, and a table manager using it.
+
+Faust 0.15.3's recovery under exactly_once can finish before it has applied every committed
+changelog record; the kill -9 drill lost whole sessions that way. Three causes, all in
+faust/tables/recovery.py and faust/tables/manager.py, and what this module does instead:
+
+1. Where to stop. Recovery reads each changelog partition until it has seen the record at
+   "highwater" = end offset - 1 (`_build_highwaters`). Under exactly_once the end offset is the
+   last stable offset, and the record just below it is normally a transaction marker (or
+   aborted data), which a read_committed consumer never sees. Faust also takes that offset from
+   the consumer's cached `last_stable_offset()` (transport/drivers/aiokafka.py,
+   `_highwaters`), which is whatever the last fetch response said, or None (read as "empty")
+   for a partition not fetched yet. Here: the highwater is the offset of the last *committed
+   data record* below the last stable offset, found by reading the end of the partition with a
+   read_committed consumer of our own, with end offsets asked from the broker.
+
+2. Giving up early. Because of 1, `_slurp_changelogs` has `detect_aborted_tx`: after two
+   consecutive 5-second waits for a changelog event it declares a partition done when the
+   consumer's position has passed the highwater. The position passes a record as soon as the
+   record is handed to Faust, before it reaches the recovery queue, and the count of waits is
+   never reset when a new recovery starts, so right after a restart (after idling while the
+   group formed) the check fires at the first wait, marks partitions done whose records are
+   still on their way, and then drops those records as already seen. With exact highwaters
+   the check is not needed, so it is gone (it also cost every recovery 10 s). The loop also
+   skips events of a partition it does not track, where Faust's applies them to whichever
+   table the previous event belonged to (see its own "XXX bug" note).
+
+3. Dropped events. The changelog queue is a FlowControlQueue with clear_on_resume=True, and
+   recovery resumes flow control several times (after the actives are restored, when standbys
+   start, when recovery completes): every resume empties the queue. Records already fetched
+   for a standby partition are thrown away while the consumer's position has moved past them,
+   so a standby silently misses changelog records, and the worker taking over from it serves
+   stale state. Here the queue is not cleared: the recovery loop ignores records it has seen
+   (offset at or below the partition's offset) and records of partitions it no longer tracks.
+
+4. The first input record after recovery. `on_recovery_completed` resumes the input partitions
+   and seeks them to the committed offsets while the consumer's flow is still on (it was turned
+   on to read the changelogs), so the fetcher may already deliver input records into the
+   stream queues; then `flow_control.resume()` empties those queues (clear_on_resume). The
+   records are gone but the consumer's read offset has passed them, and the commit logic
+   accepts one missing offset at the head of a partition (`Consumer._new_offset` allows
+   min(acked) = committed + 1, for transaction markers), so the first record after a restart
+   was committed without ever being handled: one event lost per restart. Here the consumer's
+   flow is stopped before the input partitions are resumed, and started again only after the
+   queues were cleared, so nothing reaches a queue that is about to be emptied.
+
+Also, under exactly_once Faust means to persist each changelog partition's offset in RocksDB
+when the source partition commits (`persist_offset_on_commit`, `on_commit`), but it files the
+pending offsets under the changelog partition and looks them up under the committed source
+partitions, so they are never persisted while processing: every restart re-reads the changelog
+from the offset of the last recovery. `StreamTableManager.on_commit` persists them: all our
+topics are co-partitioned in one topic group, so committing any source partition p commits the
+transaction that carries every changelog write to partition p.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
+from time import monotonic
+from typing import Any, cast
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import server_list
+from faust.types import TP
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+#: How many records before the end of a partition are read first to find its last data record.
+TAIL_WINDOW = 256
+
+
+async def last_committed_offsets(
+    bootstrap: list[str], tps: Iterable[TP], timeout: float = 60.0
+) -> dict[TP, int]:
+    """Offset of the last committed data record of each partition (start - 1 when none).
+
+    Read with isolation level read_committed from a little before the last stable offset,
+    widening the window for a partition until a record is found or its start is reached.
+    """
+    wanted = sorted(set(tps))
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id="stream-app-recovery-probe",
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        return await asyncio.wait_for(_last_records(consumer, wanted), timeout)
+    finally:
+        await consumer.stop()
+
+
+async def _last_records(consumer: AIOKafkaConsumer, wanted: list[TP]) -> dict[TP, int]:
+    kafka = {tp: TopicPartition(tp.topic, tp.partition) for tp in wanted}
+    starts = await consumer.beginning_offsets(list(kafka.values()))
+    ends = await consumer.end_offsets(list(kafka.values()))
+    result: dict[TP, int] = {}
+    # Per partition: the window [lower, upper) still to read, and its size.
+    windows: dict[TP, tuple[int, int, int]] = {}
+    for tp, ktp in kafka.items():
+        start, end = starts[ktp], ends[ktp]
+        if end <= start:
+            result[tp] = start - 1
+        else:
+            windows[tp] = (max(start, end - TAIL_WINDOW), end, TAIL_WINDOW)
+    while windows:
+        consumer.assign([kafka[tp] for tp in windows])
+        for tp, (lower, _, _) in windows.items():
+            consumer.seek(kafka[tp], lower)
+        last: dict[TP, int] = {}
+        reading = set(windows)
+        while reading:
+            batch = await consumer.getmany(*(kafka[tp] for tp in reading), timeout_ms=200)
+            for ktp, records in batch.items():
+                tp = TP(ktp.topic, ktp.partition)
+                upper = windows[tp][1]
+                offsets = [record.offset for record in records if record.offset < upper]
+                if offsets:
+                    last[tp] = max(offsets[-1], last.get(tp, -1))
+            for tp in list(reading):
+                if await consumer.position(kafka[tp]) >= windows[tp][1]:
+                    reading.discard(tp)
+        for tp, (lower, _, size) in list(windows.items()):
+            start = starts[kafka[tp]]
+            if tp in last:
+                result[tp] = last[tp]
+                del windows[tp]
+            elif lower <= start:
+                result[tp] = start - 1
+                del windows[tp]
+            else:
+                windows[tp] = (max(start, lower - size * 4), lower, size * 4)
+    return result
+
+
+class ExactRecovery(Recovery):
+    """Faust's Recovery with exact highwaters and without the aborted-transaction guess."""
+
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[TP], destination: Any, title: str
+    ) -> None:
+        if not self.app.in_transaction:
+            await super()._build_highwaters(consumer, tps, destination, title)
+            return
+        broker = self.app.conf.broker
+        highwaters = await last_committed_offsets(server_list(broker, 9092), tps)
+        self.log.info(
+            "Last committed record of %s changelog partitions:\n%s",
+            title,
+            self._highwater_logtable(highwaters, title=title),
+        )
+        destination.clear()
+        destination.update(highwaters)
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        """Faust's, with the consumer's flow stopped until the stream queues are cleared."""
+        consumer = self.app.consumer
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [
+            asyncio.ensure_future(
+                table.on_recovery_completed(
+                    self.actives_for_table[table], self.standbys_for_table[table]
+                )
+            )
+            for table in self.tables.values()
+        ]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        assignment = consumer.assignment()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning(
+                "Recovery rebalancing again app id %s param %s",
+                self.app.consumer_generation_id,
+                generation_id,
+            )
+            return
+        # Nothing may be delivered to a stream queue between here and flow_control.resume(),
+        # which empties them (see the module docstring, 4).
+        consumer.stop_flow()
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(
+                consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout
+            )
+        self.completed.set()
+        self.app.flow_control.resume()
+        consumer.resume_flow()
+        await cast(Any, self.app)._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    @Service.task
+    async def _slurp_changelogs(self) -> None:
+        # Faust's loop (faust/tables/recovery.py) minus detect_aborted_tx and with untracked
+        # partitions skipped; see the module docstring.
+        changelog_queue = self.tables.changelog_queue
+        tp_to_table = self.tp_to_table
+        active_tps = self.active_tps
+        standby_tps = self.standby_tps
+        active_offsets = self.active_offsets
+        standby_offsets = self.standby_offsets
+        buffers = self.buffers
+        buffer_sizes = self.buffer_sizes
+        processing_times = self._processing_times
+
+        def maybe_signal_recovery_end() -> None:
+            if self.in_recovery and not self.need_recovery():
+                self.flush_buffers()
+                self._set_recovery_ended()
+                self.signal_recovery_end.set()
+
+        while not self.should_stop:
+            try:
+                self.signal_recovery_end.clear()
+                try:
+                    event = await asyncio.wait_for(changelog_queue.get(), timeout=5.0)
+                except TimeoutError:
+                    if self.should_stop:
+                        return
+                    maybe_signal_recovery_end()
+                    continue
+                now = monotonic()
+                message = event.message
+                tp = message.tp
+                offset = message.offset
+                offsets: MutableMapping[TP, Any]
+                bufsize = buffer_sizes.get(tp)
+                is_active = tp in active_tps
+                if is_active:
+                    table = tp_to_table[tp]
+                    offsets = active_offsets
+                    if bufsize is None:
+                        bufsize = buffer_sizes[tp] = table.recovery_buffer_size
+                    self._active_events_received_at[tp] = now
+                elif tp in standby_tps:
+                    table = tp_to_table[tp]
+                    offsets = standby_offsets
+                    if bufsize is None:
+                        bufsize = buffer_sizes[tp] = table.standby_buffer_size
+                    self._standby_events_received_at[tp] = now
+                else:
+                    # Fetched before a rebalance took the partition away: not ours to apply.
+                    continue
+                seen_offset = offsets.get(tp, None)
+                if seen_offset is None or offset > seen_offset:
+                    offsets[tp] = offset
+                    buf = buffers[table]
+                    buf.append(event)
+                    await table.on_changelog_event(event)
+                    if len(buf) >= bufsize:
+                        table.apply_changelog_batch(buf)
+                        buf.clear()
+                        self._last_flush_at = now
+                    if is_active:
+                        now_after = monotonic()
+                        last_processed_at = self._last_active_event_processed_at
+                        if last_processed_at is not None:
+                            processing_times.append(now_after - last_processed_at)
+                            if len(processing_times) > self.num_samples_required_for_estimate:
+                                processing_times.popleft()
+                        self._last_active_event_processed_at = now_after
+                maybe_signal_recovery_end()
+                standby_ready = self._standbys_span is None and self.tables.standbys_ready
+                if not standby_ready and not self.standby_remaining_total():
+                    self.tables.on_standbys_ready()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Error in recovery: %r", exc, exc_info=True)
+
+
+class StreamTableManager(TableManager):
+    """Faust's TableManager with ExactRecovery, a queue that keeps its records, and offsets."""
+
+    @property
+    def changelog_queue(self) -> Any:
+        """Queue of changelog events; not cleared when flow control resumes."""
+        if self._changelog_queue is None:
+            self._changelog_queue = self.app.FlowControlQueue(
+                maxsize=self.app.conf.stream_buffer_maxsize,
+                clear_on_resume=False,
+            )
+        return self._changelog_queue
+
+    @property
+    def recovery(self) -> Recovery:
+        """The recovery service (ExactRecovery)."""
+        if self._recovery is None:
+            self._recovery = ExactRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return cast(Recovery, self._recovery)
+
+    def on_commit(self, offsets: MutableMapping[TP, int]) -> None:
+        """Persist the changelog offsets of every partition whose transaction committed."""
+        if not self.app.in_transaction:
+            super().on_commit(offsets)
+            return
+        committed = {tp.partition for tp in offsets}
+        pending: Mapping[TP, tuple[Any, int]] = self._pending_persisted_offsets
+        for changelog_tp in [tp for tp in pending if tp.partition in committed]:
+            store, offset = self._pending_persisted_offsets.pop(changelog_tp)
+            store.set_persisted_offset(changelog_tp, offset)
