@@ -182,30 +182,31 @@ def _return(state: SessionState, event: ReturnEvent) -> Applied | Rejected:
     items = session.cart_items
     returned: dict[int, int] = {}
     for index, line in enumerate(event.returned_cart_items):
-        path = f"$.returnedCartItems[{index}]"
+        # Paths are built only for a rejection: most returns are valid.
         if line.position >= len(items):
             return Rejected(
                 "invalid_return",
                 f"Position {line.position} does not exist, the cart has {len(items)} lines"
-                f" - at `{path}.position`",
+                f" - at `$.returnedCartItems[{index}].position`",
             )
         remaining = items[line.position].remaining_quantity
         if line.quantity is UNSET:
             if remaining == 0:
                 return Rejected(
                     "invalid_return",
-                    f"Line {line.position} has nothing left to return - at `{path}`",
+                    f"Line {line.position} has nothing left to return"
+                    f" - at `$.returnedCartItems[{index}]`",
                 )
             quantity = remaining
         else:
             quantity = line.quantity
-            path += ".quantity"
         wanted = returned.get(line.position, 0) + quantity
         if wanted > remaining:
+            field = "" if line.quantity is UNSET else ".quantity"
             return Rejected(
                 "invalid_return",
                 f"Returns {wanted} units of line {line.position} but {remaining} remain"
-                f" - at `{path}`",
+                f" - at `$.returnedCartItems[{index}]{field}`",
             )
         returned[line.position] = wanted
     new_items = list(items)
@@ -239,7 +240,9 @@ def _finish(state: SessionState | None, event: Event, session: CustomerSession) 
     if state is None:
         recent = [event.event_id]
     else:
-        recent = [*state.recent_event_ids[1 - RECENT_EVENT_IDS :], event.event_id]
+        # One copy (the state is immutable), then an append: the list is never copied twice.
+        recent = state.recent_event_ids[1 - RECENT_EVENT_IDS :]
+        recent.append(event.event_id)
     if first is None:
         # Held back until the verdict: remember what GET /sessions should keep answering.
         published = None if state is None else published_snapshot(state)

@@ -16,7 +16,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -401,8 +401,3 @@ async def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> f
             return time.monotonic() - started
         await asyncio.sleep(interval)
     return None
-
-
-def rounded(values: Iterable[float], digits: int = 1) -> list[float]:
-    """Round a list of durations for the report."""
-    return [round(value, digits) for value in values]

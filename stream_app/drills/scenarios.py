@@ -16,8 +16,10 @@ import statistics
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream_app.drills.harness import Drill, DrillOptions, rounded
+from stream_app.drills.harness import Drill, DrillOptions
 from stream_app.drills.replay import Expectation
 from stream_app.drills.verify import Findings
 from stream_app.tools.worker_process import WorkerProcess
@@ -64,7 +66,9 @@ async def _settle(drill: Drill, expectation: Expectation, result: DrillResult, *
         result.fail(f"replay order ambiguous for {len(expectation.ambiguous)} sessions")
     waited = await drill.wait_outputs(expectation, **wait)
     if waited is None:
-        result.fail(f"outputs did not match the replay in time: {drill.outputs.behind(expectation)}")
+        result.fail(
+            f"outputs did not match the replay in time: {drill.outputs.behind(expectation)}"
+        )
     else:
         result.figures["outputs_complete_after_s"] = round(waited, 1)
     result.absorb(drill.outputs.check(expectation))
@@ -90,7 +94,11 @@ async def kill9(
         # Spread the input over the kill phase (a restart takes about 10-15 s here).
         rate = rate or max(50.0, events / (kills * 11.0))
         result.figures.update(
-            events=events, sessions=sessions, kills=kills, rate_per_s=round(rate), guarantee=guarantee
+            events=events,
+            sessions=sessions,
+            kills=kills,
+            rate_per_s=round(rate),
+            guarantee=guarantee,
         )
         await drill.start(worker)
         producer = drill.producer(records, rate).start()
@@ -183,7 +191,7 @@ async def _session_answers(worker: WorkerProcess, ids: list[str]) -> dict[str, b
     def fetch() -> dict[str, bytes]:
         answers = {}
         for integration_id in ids:
-            status, body = worker.get(f"/sessions/{urllib.request.quote(integration_id)}")
+            status, body = worker.get(f"/sessions/{urllib.parse.quote(integration_id, safe='')}")
             answers[integration_id] = body if status == 200 else f"HTTP {status}".encode()
         return answers
 
@@ -234,7 +242,8 @@ async def state_wiped(
         if differ:
             result.fail(
                 f"{len(differ)} of {len(ids)} sessions answer differently after the restore, "
-                f"e.g. {differ[0]}: {before[differ[0]][:200]!r} -> {after_answers[differ[0]][:200]!r}"
+                f"e.g. {differ[0]}: {before[differ[0]][:200]!r} "
+                f"-> {after_answers[differ[0]][:200]!r}"
             )
         # The restored state must also be the state later events build on.
         await drill.producer(records[events:], rate=1e9).start().wait()
@@ -373,7 +382,9 @@ async def failover(
         if gaps:
             result.figures["takeover_s"] = max(gaps.values())
         if set(victims) - set(gaps):
-            result.fail(f"no output after the kill on partitions {sorted(set(victims) - set(gaps))}")
+            result.fail(
+                f"no output after the kill on partitions {sorted(set(victims) - set(gaps))}"
+            )
         text = survivor.log_path.read_text(errors="replace")
         result.figures["survivor_rebalances"] = text.count("Setting newly assigned partitions")
         drill.check_workers_alive()
@@ -420,9 +431,7 @@ async def poison_flood(
         expectation = await drill.expectation()
         await _settle(drill, expectation, result, timeout=900.0, stall=180.0)
         result.figures["seconds_to_process"] = round(time.monotonic() - produce_started, 1)
-        result.figures["records_per_s"] = round(
-            len(mixed) / (time.monotonic() - produce_started)
-        )
+        result.figures["records_per_s"] = round(len(mixed) / (time.monotonic() - produce_started))
         # Every hostile record must be rejected, except the null-key one, which is a valid
         # event without a key: re-keyed and applied, as the contract says.
         rejected_values = Counter(r.record.value for r in expectation.rejections.values())
@@ -448,7 +457,7 @@ async def poison_flood(
     return result
 
 
-DRILLS = {
+DRILLS: dict[str, Callable[..., Awaitable[DrillResult]]] = {
     "kill9": kill9,
     "state_wiped": state_wiped,
     "broker_restart": broker_restart,

@@ -11,13 +11,13 @@ from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.recovery import StreamTableManager
 from stream_app.worker.sessions import SessionProcessor
-from stream_app.worker.local_state import protect_local_state
-from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
+from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
 
 

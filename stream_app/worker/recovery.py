@@ -192,9 +192,7 @@ class ExactRecovery(Recovery):
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
-            await self._wait(
-                consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout
-            )
+            await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
         self.completed.set()
         self.app.flow_control.resume()
         consumer.resume_flow()
@@ -231,8 +229,6 @@ class ExactRecovery(Recovery):
                 try:
                     event = await asyncio.wait_for(changelog_queue.get(), timeout=5.0)
                 except TimeoutError:
-                    if self.should_stop:
-                        return
                     maybe_signal_recovery_end()
                     continue
                 now = monotonic()
@@ -303,7 +299,7 @@ class StreamTableManager(TableManager):
         """The recovery service (ExactRecovery)."""
         if self._recovery is None:
             self._recovery = ExactRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-        return cast(Recovery, self._recovery)
+        return self._recovery
 
     def on_commit(self, offsets: MutableMapping[TP, int]) -> None:
         """Persist the changelog offsets of every partition whose transaction committed."""

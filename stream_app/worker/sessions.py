@@ -58,6 +58,23 @@ class SessionProcessor:
             await self._handle_event(message)
         self.metrics.observe_latency(time.perf_counter() - started)
 
+    async def _send(
+        self,
+        topic: Any,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue a record on the producer, skipping Faust's Topic/Channel layers (a fast path).
+
+        `maybe_start_producer` is what `Topic.send` uses too: under exactly_once it is the
+        transaction manager, which puts the record in the current event's transaction. The
+        record is in the producer before the event is acked, so the flush that precedes every
+        commit covers it, exactly as with `Topic.send` (docs/performance.md).
+        """
+        producer = await topic.app.maybe_start_producer()
+        await producer.send(topic.get_topic_name(), key, value, None, None, headers)
+
     def lookup(self, integration_id: str) -> CustomerSessionT | None:
         """The latest snapshot emitted for a session this worker owns, if any."""
         stored = self.table.get(integration_id)
@@ -72,14 +89,16 @@ class SessionProcessor:
         if message.key is None and message.topic == self.settings.input_topic:
             # The session's state lives on the partition its key hashes to; a record without
             # a key landed anywhere, so it is moved there before it is applied.
-            await self.rekeyed.send(
+            await self._send(
+                self.rekeyed,
                 key=decoded.integration_id.encode(),
                 value=raw,
                 headers=_source_headers(message),
             )
             return
         key = decode_key(message.key)
-        stored = self.table.get(decoded.integration_id)
+        # The store itself: one RocksDB read (the table's own get adds a contains check).
+        stored = self.table.data.get(decoded.integration_id)
         state = None if stored is None else decode_state(stored)
         match apply_event(state, decoded, key):
             case Skipped():
@@ -92,7 +111,8 @@ class SessionProcessor:
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1
-                    await self.claims.send(
+                    await self._send(
+                        self.claims,
                         key=profile_key(
                             applied.claim.application_id, applied.claim.profile_id
                         ).encode(),
@@ -101,14 +121,14 @@ class SessionProcessor:
                     )
                 if applied.transition is not None:
                     self.metrics.transitions[applied.transition.to] += 1
-                    await self.transitions.send(
-                        key=key_bytes, value=encode_json(applied.transition)
+                    await self._send(
+                        self.transitions, key=key_bytes, value=encode_json(applied.transition)
                     )
                 await self._send_snapshot(key_bytes, applied.snapshot)
 
     async def _handle_verdict(self, raw: bytes) -> None:
         verdict = decode_verdict(raw)
-        stored = self.table.get(verdict.integration_id)
+        stored = self.table.data.get(verdict.integration_id)
         if stored is None:
             return
         state, released = apply_verdict(decode_state(stored), verdict)
@@ -123,7 +143,7 @@ class SessionProcessor:
             self.metrics.snapshots_held += 1
             return
         self.metrics.snapshots_sent += 1
-        await self.snapshots.send(key=key, value=encode_json(snapshot))
+        await self._send(self.snapshots, key=key, value=encode_json(snapshot))
 
     async def _reject(self, rejected: Rejected, raw: bytes, message: Any) -> None:
         self.metrics.rejected[rejected.code] += 1
@@ -131,7 +151,7 @@ class SessionProcessor:
         record = build_rejection(rejected, raw, source, rejected_at=datetime.now(UTC))
         # The dead-letter record keeps the key the event arrived with (null for re-keyed ones).
         key = message.key if source.topic == message.topic else None
-        await self.dead_letters.send(key=key, value=encode_json(record))
+        await self._send(self.dead_letters, key=key, value=encode_json(record))
 
 
 def _source_headers(message: Any) -> list[tuple[str, bytes]]:

@@ -34,9 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
+from aiokafka.errors import ProducerFenced
 from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
@@ -87,14 +90,7 @@ class ProcessingGuard:
                 work.close()
                 return  # after the final commit: left for the next run, unacked
             try:
-                _m = getattr(event.app, "metrics", None)
-                _before = (_m.applied, _m.duplicates, sum(_m.rejected.values())) if _m else None
                 await work
-                if os.environ.get("DRILL_TRACE") and _m:
-                    _after = (_m.applied, _m.duplicates, sum(_m.rejected.values()))
-                    _msg = event.message
-                    log.info("TRACE %s %s %s %r %s gen=%s", _msg.topic, _msg.partition, _msg.offset,
-                             _msg.key, [b - a for a, b in zip(_before, _after)], _msg.generation_id)
             except BaseException:
                 log.critical("handling %r failed; exiting without committing", event.message,
                              exc_info=True)  # fmt: skip
@@ -160,6 +156,39 @@ class SourcePartitionTransactionManager(TransactionManager):
 
         consumer.commit = guarded_commit
 
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
+    ) -> None:
+        """Keep exactly one live producer per actively assigned partition.
+
+        Faust stops the producers of the partitions it computes as revoked and (re)begins the
+        ones of all assigned partitions, swallowing every error of `begin_transaction`. A
+        producer of a partition that went to another worker and came back was fenced by that
+        worker meanwhile; Faust keeps using it and every send fails. Here every producer whose
+        partition is not actively assigned now is stopped, and kept ones that are not usable
+        (fenced, or in an error state) are replaced by new ones.
+        """
+        producer: Any = self.producer
+        wanted = self._tps_to_transactional_ids(assigned)
+        existing = set(producer._transaction_producers)
+        log.info(
+            "rebalance: %d assigned, %d revoked; producers kept %d, stopped %d, new %d",
+            len(assigned), len(revoked), len(existing & wanted), len(existing - wanted),
+            len(wanted - existing),
+        )  # fmt: skip
+        for tid in sorted(existing - wanted):
+            await producer.stop_transaction(tid)
+        for tid in sorted(wanted):
+            current = producer._transaction_producers.get(tid)
+            state = _state(current)
+            if state == "IN_TRANSACTION":
+                continue  # nothing was committed at the revocation: the transaction goes on
+            if current is not None and state != "READY":
+                log.info("replacing transactional producer %s (%s)", tid, state)
+                await producer.stop_transaction(tid)
+            # Creates (and initializes, fencing any other holder of the id) when missing.
+            await producer.begin_transaction(tid)
+
     async def send(
         self,
         topic: str,
@@ -185,6 +214,51 @@ class SourcePartitionTransactionManager(TransactionManager):
         )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Flush every transactional producer, then commit (called under the guard)."""
-        await self.app.producer.flush()
-        return await super().commit(offsets, start_new_transaction)
+        """Commit every partition's transaction with its offsets, all at once (under the guard).
+
+        Faust commits the transactions one after the other (`Producer.commit_transactions`),
+        each a few round trips, while no event may be handled; they belong to independent
+        producers, so they run concurrently here.
+        """
+        started = time.monotonic()
+        group_id = self.app.conf.id
+        by_transactional_id: dict[str, dict[TP, int]] = defaultdict(dict)
+        for tp, offset in offsets.items():
+            group = self.app.assignor.group_for_topic(tp.topic)
+            by_transactional_id[f"{group_id}-{group}-{tp.partition}"][tp] = offset
+        try:
+            await asyncio.gather(
+                *(
+                    self._commit_transaction(tid, tid_offsets, group_id, start_new_transaction)
+                    for tid, tid_offsets in by_transactional_id.items()
+                )
+            )
+        except ProducerFenced as fenced:
+            log.warning("producer fenced: %r", fenced)
+            await self.app.crash(fenced)
+        elapsed = time.monotonic() - started
+        if elapsed > 1.0:
+            log.warning("committing %d transactions took %.2f s", len(by_transactional_id), elapsed)
+        return True
+
+    async def _commit_transaction(
+        self, tid: str, offsets: dict[TP, int], group_id: str, start_new_transaction: bool
+    ) -> None:
+        producer: Any = self.producer  # faust's aiokafka Producer: per-id producers and locks
+        async with producer._trn_locks[tid]:
+            transaction_producer = producer._transaction_producers.get(tid)
+            if transaction_producer is None:
+                log.warning("commit for unknown transaction %s", tid)
+                return
+            await transaction_producer.send_offsets_to_transaction(offsets, group_id)
+            await transaction_producer.commit_transaction()
+            if start_new_transaction:
+                await transaction_producer.begin_transaction()
+
+
+def _state(transaction_producer: Any) -> str | None:
+    """The state of an aiokafka transactional producer's transaction (None: no producer)."""
+    if transaction_producer is None:
+        return None
+    state = getattr(transaction_producer._txn_manager, "state", None)
+    return None if state is None else str(state.name)
