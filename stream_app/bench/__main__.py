@@ -207,17 +207,24 @@ async def _run(
             )
             _say(f"throughput: {target.name}")
             result = await run_throughput(bootstrap, target, events)
-            _say(f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s")
+            _say(
+                f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s,"
+                f" {result.cpu_us_per_event or 0:,.0f} CPU us/event"
+            )
             report.raw.append(result)
 
-        await raw_run(1)
-        for mode in modes:
+        for number, mode in enumerate(modes, start=1):
+            # The limit is measured next to each worker run (and once after): median of them.
+            await raw_run(number)
             target = WorkerTarget(
                 name=mode, config=worker_config(mode, mode, input_topic), log_path=logs / f"{mode}.log"
             )
             _say(f"throughput: worker, {mode}")
             result = await run_throughput(bootstrap, target, events)
-            _say(f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s")
+            _say(
+                f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s,"
+                f" {result.cpu_us_per_event or 0:,.0f} CPU us/event"
+            )
             report.workers.append(result)
             _check_counts(report, mode, result.metrics, result.output_records, expected.applied)
             if "state" in sections:
@@ -230,7 +237,7 @@ async def _run(
                 r = report.restores[mode]
                 _say(f"  {r.changelog_records:,} records in {r.seconds_to_healthy:.1f} s")
             shutil.rmtree(work / mode, ignore_errors=True)
-        await raw_run(2)
+        await raw_run(len(modes) + 1)
 
     if "latency" in sections:
         count = int(args.rate * duration)

@@ -65,10 +65,22 @@ class Report:
 
     @property
     def raw_events_per_second(self) -> float | None:
-        """The limit: mean of the raw loop's runs (one before, one after the workers)."""
+        """The limit: median of the raw loop's runs (before, between and after the workers)."""
         if not self.raw:
             return None
-        return sum(r.events_per_second for r in self.raw) / len(self.raw)
+        values = sorted(r.events_per_second for r in self.raw)
+        return values[len(values) // 2]
+
+    @property
+    def raw_cpu_us_per_event(self) -> float | None:
+        """The raw loop's CPU microseconds per event (median of its runs)."""
+        values = sorted(r.cpu_us_per_event for r in self.raw if r.cpu_us_per_event is not None)
+        return values[len(values) // 2] if values else None
+
+    def cpu_ratio(self, cpu_us_per_event: float | None) -> float | None:
+        """Events per CPU-second relative to the raw loop's (raw CPU/event over this one's)."""
+        base = self.raw_cpu_us_per_event
+        return None if not cpu_us_per_event or base is None else base / cpu_us_per_event
 
     def ratio(self, value: float | None) -> float | None:
         """value / the raw loop's events/s."""
@@ -85,10 +97,11 @@ class Report:
         for run, goal in (("at_least_once", GOAL_ALO_RATIO), ("exactly_once", GOAL_EOS_RATIO)):
             worker = next((w for w in self.workers if w.name == run), None)
             ratio = None if worker is None else self.ratio(worker.events_per_second)
+            cpu = None if worker is None else self.cpu_ratio(worker.cpu_us_per_event)
             rows.append(
                 (
                     f"throughput {run} >= {goal}x raw",
-                    _fmt(ratio, "{:.2f}x"),
+                    f"{_fmt(ratio, '{:.3f}x')} (per CPU-second: {_fmt(cpu, '{:.3f}x')})",
                     None if ratio is None else ratio >= goal,
                 )
             )
@@ -155,19 +168,24 @@ class Report:
                 " (first output record -> last offset committed)"
             )
             out.append(
-                f"  {'run':<22}{'events/s':>10}{'vs raw':>9}{'seconds':>9}"
-                f"{'startup s':>11}{'peak RSS MiB':>14}"
+                f"  {'run':<22}{'events/s':>10}{'vs raw':>8}{'CPU us/ev':>11}{'vs raw CPU':>12}"
+                f"{'seconds':>9}{'startup s':>11}{'peak RSS MiB':>14}"
             )
             for run in [*self.raw, *self.workers]:
                 label = run.name
                 out.append(
                     f"  {label:<22}{run.events_per_second:>10,.0f}"
-                    f"{_fmt(self.ratio(run.events_per_second), '{:.2f}x'):>9}"
+                    f"{_fmt(self.ratio(run.events_per_second), '{:.3f}x'):>8}"
+                    f"{_fmt(run.cpu_us_per_event, '{:,.0f}'):>11}"
+                    f"{_fmt(self.cpu_ratio(run.cpu_us_per_event), '{:.3f}x'):>12}"
                     f"{run.seconds:>9.1f}{run.startup_seconds:>11.1f}"
                     f"{_fmt(_mib(run.peak_rss_kib), '{:.0f}'):>14}"
                 )
             if base is not None:
-                out.append(f"  {'raw baseline (mean)':<22}{base:>10,.0f}{'1.00x':>9}")
+                out.append(
+                    f"  {'raw baseline (median)':<22}{base:>10,.0f}{'1.000x':>8}"
+                    f"{_fmt(self.raw_cpu_us_per_event, '{:,.0f}'):>11}{'1.000x':>12}"
+                )
         if self.latency:
             raw = self.raw_latency()
             raw_p99 = None if raw is None else raw.percentile(99)
@@ -261,6 +279,9 @@ class Report:
                 "events": run.events,
                 "events_per_second": round(run.events_per_second, 1),
                 "vs_raw": _round(self.ratio(run.events_per_second), 3),
+                "cpu_seconds": _round(run.cpu_seconds, 3),
+                "cpu_us_per_event": _round(run.cpu_us_per_event, 1),
+                "vs_raw_cpu": _round(self.cpu_ratio(run.cpu_us_per_event), 3),
                 "seconds": round(run.seconds, 3),
                 "startup_seconds": round(run.startup_seconds, 3),
                 "healthy_after_seconds": _round(run.healthy_after, 3),
@@ -296,6 +317,7 @@ class Report:
             "expected": self.expected,
             "throughput": {
                 "raw_baseline_events_per_second": _round(self.raw_events_per_second, 1),
+                "raw_baseline_cpu_us_per_event": _round(self.raw_cpu_us_per_event, 1),
                 "raw": [throughput(r) for r in self.raw],
                 "workers": {w.name: throughput(w) for w in self.workers},
             },

@@ -15,7 +15,7 @@ import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream_app.bench.probe import Probe, count_records, first_timestamp, topic_bytes_on_disk
-from stream_app.bench.targets import Target, WorkerTarget, peak_rss_kib
+from stream_app.bench.targets import Target, WorkerTarget, cpu_seconds, peak_rss_kib
 
 Record = tuple[str | None, bytes]
 
@@ -37,6 +37,8 @@ class Throughput:
     healthy_after: float | None
     peak_rss_kib: int | None
     metrics: dict[str, float] | None
+    #: CPU seconds the process used from its first output record to the end.
+    cpu_seconds: float | None = None
     #: (seconds since first output, input records committed)
     progress: list[tuple[float, int]] = field(default_factory=list)
     output_records: dict[str, int] = field(default_factory=dict)
@@ -50,6 +52,11 @@ class Throughput:
     def events_per_second(self) -> float:
         """Input records per second, startup excluded."""
         return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        """CPU microseconds per input record: on a shared machine, steadier than wall time."""
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.events * 1e6
 
     @property
     def startup_seconds(self) -> float:
@@ -71,6 +78,7 @@ async def run_throughput(
     await target.prepare()
     async with Probe(bootstrap) as probe:
         polls: list[tuple[float, dict[TopicPartition, int]]] = []
+        cpu: list[tuple[float, float | None]] = []
         healthy_at: float | None = None
         metrics: dict[str, float] | None = None
         launched = time.time()
@@ -82,6 +90,7 @@ async def run_throughput(
                 raise RuntimeError(f"{target.name} exited during the run:\n{target.tail()}")
             if now - launched > timeout:
                 raise TimeoutError(f"{target.name} did not finish in {timeout:.0f}s")
+            cpu.append((now, cpu_seconds(target.pid())))
             committed = await probe.committed(target.group, target.consumed)
             polls.append((now, committed))
             if healthy_at is None and await asyncio.to_thread(target.ready):
@@ -102,6 +111,7 @@ async def run_throughput(
         done = _unchanged_since(polls)
         rss = peak_rss_kib(target.pid())
         metrics = await asyncio.to_thread(target.metrics)
+        cpu.append((time.time(), cpu_seconds(target.pid())))
     await asyncio.to_thread(target.stop)
     first = await first_timestamp(bootstrap, target.outputs)
     if first is None:
@@ -120,6 +130,7 @@ async def run_throughput(
         healthy_after=None if healthy_at is None else healthy_at - launched,
         peak_rss_kib=rss,
         metrics=metrics,
+        cpu_seconds=_cpu_between(cpu, first, done),
         progress=progress,
     )
     if isinstance(target, WorkerTarget):
@@ -128,6 +139,16 @@ async def run_throughput(
             bootstrap, [settings.output_topic, settings.transitions_topic, settings.dlq_topic]
         )
     return result
+
+
+def _cpu_between(samples: list[tuple[float, float | None]], start: float, end: float) -> float | None:
+    """CPU seconds used between two times, from the samples nearest to them."""
+    known = [(t, c) for t, c in samples if c is not None]
+    if not known:
+        return None
+    at_start = min(known, key=lambda s: abs(s[0] - start))[1]
+    at_end = min(known, key=lambda s: abs(s[0] - end))[1]
+    return at_end - at_start
 
 
 def _unchanged_since(polls: list[tuple[float, dict[TopicPartition, int]]]) -> float:
