@@ -135,10 +135,11 @@ async def test_event_without_key_is_applied_on_its_session_partition(
     # Null-keyed records land on any partition, so Kafka gives no order between them and
     # the session's keyed records: each step waits for the previous one here.
     await send(bootstrap, config.input_topic, [(None, event("n1", "s-nokey", session={
-        "cartItems": CART})), (None, event("n1", "s-nokey"))])  # fmt: skip
+        "cartItems": CART}))])  # fmt: skip
     await read_until(bootstrap, config.output_topic, lambda rs: len(rs) == 1)
-    await send(bootstrap, config.input_topic, [("s-nokey", event("n2", "s-nokey", session={
-        "state": "closed"}))])  # fmt: skip
+    # A null-keyed copy of n1 (a duplicate whichever way it is ordered) and a keyed n2.
+    await send(bootstrap, config.input_topic, [(None, event("n1", "s-nokey")), ("s-nokey", event(
+        "n2", "s-nokey", session={"state": "closed"}))])  # fmt: skip
     snapshots = await read_until(bootstrap, config.output_topic, lambda rs: len(rs) == 2)
     await send(bootstrap, config.input_topic, [(None, event("n3", "s-nokey", session={
         "coupon": "LATE"}))])  # fmt: skip
