@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="20k events, 15 s of latency (a smoke run)"
     )
     parser.add_argument("--rate", type=float, default=2000.0, help="latency: offered events/s")
+    parser.add_argument(
+        "--low-rate",
+        type=float,
+        default=None,
+        help="latency: a second, unsaturated rate (default: half the slowest worker's"
+        " measured throughput; 0 to skip)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="latency: seconds (60)")
     parser.add_argument(
         "--warmup", type=float, default=None, help="latency: seconds not counted (5)"
@@ -217,7 +224,9 @@ async def _run(
             # The limit is measured next to each worker run (and once after): median of them.
             await raw_run(number)
             target = WorkerTarget(
-                name=mode, config=worker_config(mode, mode, input_topic), log_path=logs / f"{mode}.log"
+                name=mode,
+                config=worker_config(mode, mode, input_topic),
+                log_path=logs / f"{mode}.log",
             )
             _say(f"throughput: worker, {mode}")
             result = await run_throughput(bootstrap, target, events)
@@ -240,60 +249,81 @@ async def _run(
         await raw_run(len(modes) + 1)
 
     if "latency" in sections:
-        count = int(args.rate * duration)
-        lat_records = list(generate_workload(args.seed + 1, max(1, count // 10), count))
-        lat_expected = expected_outputs(lat_records)
-        event_ids = [
-            event_key(raw) if keyed is not None else None
-            for keyed, (_, raw) in zip(lat_expected.snapshot_keys, lat_records, strict=True)
-        ]
-        runs: list[tuple[str, str | None]] = [("raw", None), *[(m, m) for m in modes]]
-        for name, mode in runs:
-            input_topic = f"{prefix}-lat-{name}-input"
-            await create_topic(bootstrap, input_topic, partitions)
-            _say(f"latency: {name}, {args.rate:,.0f}/s for {duration:.0f} s")
-            if mode is None:
-                raw_target = RawTarget(
-                    name="raw",
-                    bootstrap=bootstrap,
-                    input_topic=input_topic,
-                    output_topic=f"{prefix}-lat-raw-out",
-                    group=f"{prefix}-lat-raw",
-                    log_path=logs / "latency-raw.log",
-                )
-                lat = await run_latency(
-                    bootstrap,
-                    raw_target,
-                    lat_records,
-                    event_ids,
-                    event_key,
-                    args.rate,
-                    duration,
-                    warmup,
-                )
-            else:
-                worker = WorkerTarget(
-                    name=mode,
-                    config=worker_config(f"lat-{mode}", mode, input_topic),
-                    log_path=logs / f"latency-{mode}.log",
-                )
-                lat = await run_latency(
-                    bootstrap,
-                    worker,
-                    lat_records,
-                    lat_expected.snapshot_keys,
-                    snapshot_key,
-                    args.rate,
-                    duration,
-                    warmup,
-                    claiming=frozenset(lat_expected.claiming),
-                )
-            report.latency.append(lat)
-            p99 = lat.percentile(99)
-            _say(
-                f"  p99 {'-' if p99 is None else f'{p99 * 1000:.1f}'} ms,"
-                f" {lat.seen:,}/{lat.expected:,} seen"
+        rates = [args.rate]
+        low = args.low_rate
+        if low is None and report.workers:
+            # Also where the worker is not saturated: half the slowest worker's throughput.
+            low = round(min(w.events_per_second for w in report.workers) / 2, -1)
+        if low and low < args.rate:
+            rates.append(low)
+        for rate in rates:
+            await _latency_pass(
+                report, rate, duration, warmup, modes, args.seed, logs, worker_config
             )
+
+
+async def _latency_pass(
+    report: Report,
+    rate: float,
+    duration: float,
+    warmup: float,
+    modes: list[str],
+    seed: int,
+    logs: Path,
+    worker_config: Callable[[str, str, str | None], WorkerConfig],
+) -> None:
+    """The raw loop and each worker, one after the other, at one offered rate."""
+    bootstrap: str = report.params["bootstrap"]
+    prefix: str = report.params["prefix"]
+    partitions: int = report.params["partitions"]
+    count = int(rate * duration)
+    records = list(generate_workload(seed + 1, max(1, count // 10), count))
+    expected = expected_outputs(records)
+    event_ids = [
+        event_key(raw) if keyed is not None else None
+        for keyed, (_, raw) in zip(expected.snapshot_keys, records, strict=True)
+    ]
+    tag = f"{rate:.0f}"
+    runs: list[tuple[str, str | None]] = [("raw", None), *[(m, m) for m in modes]]
+    for name, guarantee in runs:
+        input_topic = f"{prefix}-lat{tag}-{name}-input"
+        await create_topic(bootstrap, input_topic, partitions)
+        _say(f"latency: {name}, {rate:,.0f}/s for {duration:.0f} s")
+        if guarantee is None:
+            raw_target = RawTarget(
+                name="raw",
+                bootstrap=bootstrap,
+                input_topic=input_topic,
+                output_topic=f"{prefix}-lat{tag}-raw-out",
+                group=f"{prefix}-lat{tag}-raw",
+                log_path=logs / f"latency{tag}-raw.log",
+            )
+            lat = await run_latency(
+                bootstrap, raw_target, records, event_ids, event_key, rate, duration, warmup
+            )
+        else:
+            worker = WorkerTarget(
+                name=guarantee,
+                config=worker_config(f"lat{tag}-{guarantee}", guarantee, input_topic),
+                log_path=logs / f"latency{tag}-{guarantee}.log",
+            )
+            lat = await run_latency(
+                bootstrap,
+                worker,
+                records,
+                expected.snapshot_keys,
+                snapshot_key,
+                rate,
+                duration,
+                warmup,
+                claiming=frozenset(expected.claiming),
+            )
+        report.latency.append(lat)
+        p99 = lat.percentile(99)
+        _say(
+            f"  p99 {'-' if p99 is None else f'{p99 * 1000:.1f}'} ms,"
+            f" {lat.seen:,}/{lat.expected:,} seen, {lat.achieved_rate:,.0f} outputs/s"
+        )
 
 
 def _check_counts(
@@ -309,9 +339,7 @@ def _check_counts(
         return
     got = int(metrics.get("stream_app_events_applied_total", -1))
     sent = int(metrics.get("stream_app_snapshots_sent_total", -1))
-    snapshots = next(
-        (n for topic, n in outputs.items() if topic.endswith("-sessions")), -1
-    )
+    snapshots = next((n for topic, n in outputs.items() if topic.endswith("-sessions")), -1)
     ok = got == applied and snapshots == sent
     report.checks.append(
         f"{'ok' if ok else 'MISMATCH'}  {mode}: applied {got:,} (pure core {applied:,}),"

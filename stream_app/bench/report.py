@@ -87,9 +87,9 @@ class Report:
         base = self.raw_events_per_second
         return None if value is None or not base else value / base
 
-    def raw_latency(self) -> Latency | None:
-        """The raw loop's latency run, the baseline for the workers' latencies."""
-        return next((lat for lat in self.latency if lat.name == "raw"), None)
+    def raw_latency(self, rate: float) -> Latency | None:
+        """The raw loop's latency run at `rate`, the baseline for the workers' latencies."""
+        return next((lat for lat in self.latency if lat.name == "raw" and lat.rate == rate), None)
 
     def goals(self) -> list[tuple[str, str, bool | None]]:
         """(goal, measured, met) for each of the issue's goals (None: not measured)."""
@@ -106,8 +106,8 @@ class Report:
                 )
             )
         for lat in self.latency:
-            if lat.name == "raw":
-                continue
+            if lat.name == "raw" or lat.rate != self.params.get("rate"):
+                continue  # the goal is stated at the issue's rate only
             p99 = lat.percentile(99)
             rows.append(
                 (
@@ -187,27 +187,26 @@ class Report:
                     f"{_fmt(self.raw_cpu_us_per_event, '{:,.0f}'):>11}{'1.000x':>12}"
                 )
         if self.latency:
-            raw = self.raw_latency()
-            raw_p99 = None if raw is None else raw.percentile(99)
             lat0 = self.latency[0]
             out.append("")
             out.append(
-                f"LATENCY  produce -> output visible to a read_committed consumer,"
-                f" {lat0.rate:,.0f}/s offered for {lat0.duration:.0f} s,"
-                f" first {lat0.warmup:.0f} s excluded"
+                f"LATENCY  produce -> output visible to a read_committed consumer, fixed offered"
+                f" rate for {lat0.duration:.0f} s, first {lat0.warmup:.0f} s excluded"
             )
             out.append(
-                f"  {'run':<16}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>9}"
-                f"{'p99 vs raw':>11}{'direct p99':>11}{'seen/expected':>16}{'out/s':>8}"
+                f"  {'run':<16}{'rate/s':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+                f"{'p99 vs raw':>11}{'direct p99':>11}{'seen/expected':>16}{'out/s':>7}"
             )
             for lat in self.latency:
+                raw = self.raw_latency(lat.rate)
+                raw_p99 = None if raw is None else raw.percentile(99)
                 p99 = lat.percentile(99)
                 vs = None if p99 is None or not raw_p99 else p99 / raw_p99
                 out.append(
-                    f"  {lat.name:<16}{_ms(lat.percentile(50)):>8}{_ms(lat.percentile(95)):>8}"
-                    f"{_ms(p99):>8}{_ms(lat.percentile(100)):>9}{_fmt(vs, '{:.1f}x'):>11}"
-                    f"{_ms(lat.percentile(99, direct=True)):>11}"
-                    f"{f'{lat.seen:,}/{lat.expected:,}':>16}{lat.achieved_rate:>8,.0f}"
+                    f"  {lat.name:<16}{lat.rate:>7,.0f}{_ms(lat.percentile(50)):>9}"
+                    f"{_ms(lat.percentile(95)):>9}{_ms(p99):>9}{_ms(lat.percentile(100)):>9}"
+                    f"{_fmt(vs, '{:.1f}x'):>11}{_ms(lat.percentile(99, direct=True)):>11}"
+                    f"{f'{lat.seen:,}/{lat.expected:,}':>16}{lat.achieved_rate:>7,.0f}"
                 )
         if self.states:
             out.append("")
@@ -217,11 +216,11 @@ class Report:
                 f"{'key+value B/s':>15}{'disk/logical':>14}{'changelog B/s':>15}"
                 f"{'records/session':>17}"
             )
-            for run, st in self.states.items():
+            for name, st in self.states.items():
                 n = max(1, st.sessions)
                 changelog = None if st.changelog_bytes is None else st.changelog_bytes / n
                 out.append(
-                    f"  {run:<16}{st.sessions:>9,}{st.rocksdb_bytes / n:>12,.0f}"
+                    f"  {name:<16}{st.sessions:>9,}{st.rocksdb_bytes / n:>12,.0f}"
                     f"{st.rocksdb_sst_bytes / n:>9,.0f}{st.logical_bytes / n:>15,.0f}"
                     f"{st.rocksdb_bytes / max(1, st.logical_bytes):>14.2f}"
                     f"{_fmt(changelog, '{:,.0f}'):>15}{st.changelog_records / n:>17.1f}"
@@ -236,9 +235,9 @@ class Report:
                 f"  {'run':<16}{'records':>10}{'seconds':>9}{'records/s':>11}{'vs raw':>8}"
                 f"{'empty start s':>15}{'net records/s':>15}"
             )
-            for run, r in self.restores.items():
+            for name, r in self.restores.items():
                 out.append(
-                    f"  {run:<16}{r.changelog_records:>10,}{r.seconds_to_healthy:>9.1f}"
+                    f"  {name:<16}{r.changelog_records:>10,}{r.seconds_to_healthy:>9.1f}"
                     f"{r.records_per_second:>11,.0f}"
                     f"{_fmt(self.ratio(r.records_per_second), '{:.2f}x'):>8}"
                     f"{_fmt(r.baseline_seconds_to_healthy, '{:.1f}'):>15}"
@@ -250,7 +249,10 @@ class Report:
             out.append(
                 "CORE  decode + apply + encode on one core, no Kafka (stream_app.bench.core)"
             )
-            for label, key in (("states as bytes", "states_as_bytes"), ("in memory", "states_in_memory")):
+            for label, key in (
+                ("states as bytes", "states_as_bytes"),
+                ("in memory", "states_in_memory"),
+            ):
                 if key in c:
                     rate = c[key]["events_per_second"]
                     out.append(
@@ -306,8 +308,7 @@ class Report:
                     f"p{q}": _round(_scale(lat.percentile(q)), 2) for q in (50, 90, 95, 99, 100)
                 },
                 "direct_ms": {
-                    f"p{q}": _round(_scale(lat.percentile(q, direct=True)), 2)
-                    for q in (50, 95, 99)
+                    f"p{q}": _round(_scale(lat.percentile(q, direct=True)), 2) for q in (50, 95, 99)
                 },
             }
 
@@ -321,7 +322,7 @@ class Report:
                 "raw": [throughput(r) for r in self.raw],
                 "workers": {w.name: throughput(w) for w in self.workers},
             },
-            "latency": {lat.name: latency(lat) for lat in self.latency},
+            "latency": [{"name": lat.name, **latency(lat)} for lat in self.latency],
             "state": {
                 run: {
                     "sessions": st.sessions,
@@ -377,7 +378,7 @@ class Report:
                 continue
             xs, ys = _rolling_p99([t for t, _ in lat.series], [v * 1000 for _, v in lat.series])
             p99 = lat.percentile(99)
-            label = f"{lat.name} (p99 {_ms(p99)} ms)"
+            label = f"{lat.name} @ {lat.rate:,.0f}/s (p99 {_ms(p99)} ms)"
             ax.plot(xs, ys, label=label)
         ax.set_yscale("log")
         ax.set_title("Latency: produce -> visible, p99 per 1 s of produce time")

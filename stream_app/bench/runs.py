@@ -4,11 +4,13 @@ on disk, and restore from the changelog."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import rocksdict
@@ -76,43 +78,46 @@ async def run_throughput(
     of the first output record, so that startup (imports, group join) is reported apart.
     """
     await target.prepare()
-    async with Probe(bootstrap) as probe:
-        polls: list[tuple[float, dict[TopicPartition, int]]] = []
-        cpu: list[tuple[float, float | None]] = []
-        healthy_at: float | None = None
-        metrics: dict[str, float] | None = None
-        launched = time.time()
-        target.start()
-        while True:
-            await asyncio.sleep(POLL)
-            now = time.time()
-            if not target.alive():
-                raise RuntimeError(f"{target.name} exited during the run:\n{target.tail()}")
-            if now - launched > timeout:
-                raise TimeoutError(f"{target.name} did not finish in {timeout:.0f}s")
-            cpu.append((now, cpu_seconds(target.pid())))
-            committed = await probe.committed(target.group, target.consumed)
-            polls.append((now, committed))
-            if healthy_at is None and await asyncio.to_thread(target.ready):
-                healthy_at = now
-            input_done = (
-                sum(o for tp, o in committed.items() if tp.topic == target.input_topic) >= events
-            )
-            if not input_done:
-                continue
-            metrics = await asyncio.to_thread(target.metrics)
-            if metrics is not None:
-                # Every claim answered: the session agent consumed one verdict per claim.
-                consumed = metrics.get("stream_app_events_consumed_total", 0)
-                if consumed < events + metrics.get("stream_app_profile_claims_total", 0):
+    polls: list[tuple[float, dict[TopicPartition, int]]] = []
+    cpu: list[tuple[float, float | None]] = []
+    healthy_at: float | None = None
+    metrics: dict[str, float] | None = None
+    launched = time.time()
+    target.start()
+    try:
+        async with Probe(bootstrap) as probe:
+            while True:
+                await asyncio.sleep(POLL)
+                now = time.time()
+                if not target.alive():
+                    raise RuntimeError(f"{target.name} exited during the run:\n{target.tail()}")
+                if now - launched > timeout:
+                    raise TimeoutError(f"{target.name} did not finish in {timeout:.0f}s")
+                cpu.append((now, cpu_seconds(target.pid())))
+                committed = await probe.committed(target.group, target.consumed)
+                polls.append((now, committed))
+                if healthy_at is None and await asyncio.to_thread(target.ready):
+                    healthy_at = now
+                input_done = (
+                    sum(o for tp, o in committed.items() if tp.topic == target.input_topic)
+                    >= events
+                )
+                if not input_done:
                     continue
-            if now - _unchanged_since(polls) >= SETTLE:
-                break
+                metrics = await asyncio.to_thread(target.metrics)
+                if metrics is not None:
+                    # Every claim answered: the session agent consumed one verdict per claim.
+                    consumed = metrics.get("stream_app_events_consumed_total", 0)
+                    if consumed < events + metrics.get("stream_app_profile_claims_total", 0):
+                        continue
+                if now - _unchanged_since(polls) >= SETTLE:
+                    break
         done = _unchanged_since(polls)
         rss = peak_rss_kib(target.pid())
         metrics = await asyncio.to_thread(target.metrics)
         cpu.append((time.time(), cpu_seconds(target.pid())))
-    await asyncio.to_thread(target.stop)
+    finally:
+        await asyncio.to_thread(target.stop)
     first = await first_timestamp(bootstrap, target.outputs)
     if first is None:
         raise RuntimeError(f"{target.name} wrote nothing")
@@ -141,7 +146,9 @@ async def run_throughput(
     return result
 
 
-def _cpu_between(samples: list[tuple[float, float | None]], start: float, end: float) -> float | None:
+def _cpu_between(
+    samples: list[tuple[float, float | None]], start: float, end: float
+) -> float | None:
     """CPU seconds used between two times, from the samples nearest to them."""
     known = [(t, c) for t, c in samples if c is not None]
     if not known:
@@ -166,12 +173,12 @@ def _unchanged_since(polls: list[tuple[float, dict[TopicPartition, int]]]) -> fl
 
 
 class _SnapshotKey(msgspec.Struct):
-    integrationId: str  # noqa: N815 - wire names
-    updateCount: int  # noqa: N815
+    integrationId: str
+    updateCount: int
 
 
 class _EventKey(msgspec.Struct):
-    eventId: str  # noqa: N815
+    eventId: str
 
 
 _snapshot_key = msgspec.json.Decoder(_SnapshotKey)
@@ -271,6 +278,7 @@ async def run_latency(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         stop = asyncio.Event()
+        all_seen = asyncio.Event()
 
         async def watch() -> None:
             while not stop.is_set():
@@ -281,6 +289,8 @@ async def run_latency(
                         key = matcher(message.value or b"")
                         if key is not None and key not in seen:
                             seen[key] = now
+                if len(seen) >= len(index_of):
+                    all_seen.set()
 
         watcher = asyncio.create_task(watch())
         loop = asyncio.get_running_loop()
@@ -298,9 +308,8 @@ async def run_latency(
                 sent += 1
             await asyncio.sleep(0.001)
         await producer.flush()
-        deadline = loop.time() + drain
-        while loop.time() < deadline and len(seen) < len(index_of):
-            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_seen.wait(), drain)
         rss = peak_rss_kib(target.pid())
         stop.set()
         await watcher
@@ -315,9 +324,10 @@ async def run_latency(
     after_verdict = 0
     last_seen = wall_start
     for key, at in seen.items():
-        i = index_of.get(key)
-        if i is None:
+        found = index_of.get(key)
+        if found is None:
             continue
+        i = found
         latency = at - sent_at[i]
         last_seen = max(last_seen, at)
         series.append((sent_at[i] - wall_start, latency))
@@ -384,9 +394,10 @@ def _logical_bytes(paths: list[Path]) -> tuple[int, int]:
             str(path), options=options, access_type=rocksdict.AccessType.read_only()
         )
         try:
-            for key, value in db.items():
+            for stored_key, stored_value in db.items():
                 keys += 1
-                total += len(key) + len(value)
+                # raw_mode: both are bytes
+                total += len(cast(bytes, stored_key)) + len(cast(bytes, stored_value))
         finally:
             db.close()
     return keys, total
@@ -453,4 +464,3 @@ async def run_restore(
         baseline_seconds_to_healthy=baseline,
         sessions_restored=sessions,
     )
-

@@ -49,6 +49,15 @@ def _bootstrap() -> str:
     return ",".join(entry.split("://", 1)[-1] for entry in raw.split(","))
 
 
+def _value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def render(result: DrillResult) -> str:
     """A drill's block in the report."""
     status = "PASS" if result.passed else "FAIL"
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.set:
         target, _, value = item.partition("=")
         drill_name, _, param = target.partition(".")
-        sizes.setdefault(drill_name, {})[param] = float(value) if "." in value else int(value)
+        sizes.setdefault(drill_name, {})[param] = _value(value)
     root = args.results or Path("drill-results") / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(

@@ -20,6 +20,19 @@ running, so records of later events can join a transaction that does not carry t
 `ProcessingGuard` closes both gaps: agents handle each event (up to its ack) holding the guard,
 and the consumer's commit (offsets chosen, records flushed, transaction committed) holds it too.
 
+Which offsets. Faust commits the offsets its streams acked, and its streams also ack events
+they skip without handling them: while flow control is suspended (rebalance, shutdown) or when an
+event was fetched in an earlier generation (faust/streams.py, `_py_aiter`). Those acks reach the
+next commit, which then marks events done that were never handled. And on a rebalance the
+consumer forgets its acked offsets before the revocation's commit runs
+(`Consumer.on_partitions_revoked` pops `_acked` first, then calls the app's handler, whose
+`wait_empty` commit then has nothing to commit), so the open transaction keeps the records of
+the events handled since the last commit without their offsets; the worker then seeks back,
+handles those events again and the same transaction gets their dead letters twice. So the
+commit here does not use Faust's acks at all: the guard records, per partition, the offset after
+the last event it handled, and the commit sends exactly those offsets (then lets Faust trim its
+own bookkeeping).
+
 Table writes. A table assignment does not send its changelog record: Faust queues it on the
 producer's buffer, which a background task drains. `ProducerBuffer.flush` is not a barrier: it
 gives up after 0.1 s without progress and does not wait for the record the drain task is
@@ -63,6 +76,8 @@ class ProcessingGuard:
         self.on_clean_stop: list[Callable[[], None]] = []
         #: Set when a commit failed: the stop that follows is not clean.
         self.failed = False
+        #: Per partition, the offset after the last event handled and not committed yet.
+        self.pending: dict[TP, int] = {}
 
     @classmethod
     def of(cls, app: Any) -> ProcessingGuard:
@@ -97,6 +112,9 @@ class ProcessingGuard:
                 logging.shutdown()
                 os._exit(EXIT_EVENT_FAILED)
             event.ack()
+            message = event.message
+            tp = message.tp
+            self.pending[tp] = max(self.pending.get(tp, 0), message.offset + 1)
 
 
 class _BufferBarrier:
@@ -126,35 +144,70 @@ async def drain_producer_buffer(app: Any, timeout: float = BUFFER_DRAIN_TIMEOUT)
 class SourcePartitionTransactionManager(TransactionManager):
     """Route each send to the transactional producer of the input partition being processed.
 
-    Also wraps the consumer's commit (under either guarantee: Faust creates this object for
-    every consumer) so that it runs under the app's ProcessingGuard, after draining the
-    producer buffer.
+    Also replaces the consumer's commit (under either guarantee: Faust creates this object for
+    every consumer) by `commit_handled`.
     """
 
     def __init__(self, transport: Any, *, consumer: Any, producer: Any, **kwargs: Any) -> None:
         super().__init__(transport, consumer=consumer, producer=producer, **kwargs)
-        guard = ProcessingGuard.of(self.app)
-        commit = consumer.commit
-        app = self.app
+        self.guard = ProcessingGuard.of(self.app)
+        # Faust's timer, its wait_empty and its commit_every all call consumer.commit().
+        consumer.commit = self.commit_handled
 
-        async def guarded_commit(*args: Any, **kwargs: Any) -> bool:
-            final = kwargs.get("start_new_transaction") is False and consumer.should_stop
-            async with guard.lock:
-                try:
-                    await drain_producer_buffer(app)
-                    result: bool = await commit(*args, **kwargs)
-                except BaseException:
-                    guard.failed = True
-                    raise
-                if final:
-                    # The consumer is stopping (not rebalancing): this was the last commit.
-                    guard.closed = True
-                    if not (guard.failed or consumer.crashed or app.crashed):
-                        for callback in guard.on_clean_stop:
-                            callback()
-                return result
+    async def commit_handled(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """Commit the offsets of the events handled so far, with everything they produced.
 
-        consumer.commit = guarded_commit
+        Replaces `Consumer.commit` (see the module docstring). `topics` is ignored: every
+        assigned partition is committed. With start_new_transaction=False while the app stops,
+        this is the last commit: afterwards nothing is handled or committed any more, and if all
+        went well the local tables are declared clean (local_state.py).
+        """
+        guard, consumer, app = self.guard, self.consumer, self.app
+        async with guard.lock:
+            if guard.closed:
+                return False
+            final = start_new_transaction is False and (app.should_stop or consumer.should_stop)
+            try:
+                committed = await self._commit_pending(start_new_transaction)
+            except BaseException:
+                guard.failed = True
+                raise
+            if final:
+                guard.closed = True
+                if not (guard.failed or consumer.crashed or app.crashed):
+                    for callback in guard.on_clean_stop:
+                        callback()
+            return committed
+
+    async def _commit_pending(self, start_new_transaction: bool) -> bool:
+        guard, app = self.guard, self.app
+        consumer: Any = self.consumer  # faust's Consumer: its private bookkeeping is used
+        await drain_producer_buffer(app)
+        assignment = consumer.assignment()
+        for tp in [tp for tp in guard.pending if tp not in assignment]:
+            # Revoked since: its events were committed at the revocation, or will be handled
+            # again by the new owner.
+            del guard.pending[tp]
+        offsets = dict(guard.pending)
+        if not offsets:
+            return False
+        if app.in_transaction:
+            committed = await self.commit(offsets, start_new_transaction)
+        else:
+            await app.producer.flush()
+            committed = bool(await consumer._commit(offsets))
+        if not committed:
+            guard.failed = True
+            return False
+        for tp, offset in offsets.items():
+            if guard.pending.get(tp) == offset:
+                del guard.pending[tp]
+        consumer._committed_offset.update(offsets)
+        app.tables.on_commit(offsets)
+        # Let Faust drop the acks (and offset gaps) it keeps for these partitions.
+        consumer._filter_committable_offsets(list(offsets))
+        app.monitor.on_tp_commit(offsets)
+        return True
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
@@ -236,6 +289,7 @@ class SourcePartitionTransactionManager(TransactionManager):
         except ProducerFenced as fenced:
             log.warning("producer fenced: %r", fenced)
             await self.app.crash(fenced)
+            return False
         elapsed = time.monotonic() - started
         if elapsed > 1.0:
             log.warning("committing %d transactions took %.2f s", len(by_transactional_id), elapsed)
