@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 import rocksdict
@@ -215,18 +215,38 @@ class Latency:
     seen: int
     #: Snapshots of records that claim a profile (held until the verdict), seen.
     seen_after_verdict: int
-    #: Produce-to-visible seconds of every seen output sent after the warm-up.
-    samples: list[float]
+    #: Produce-to-visible seconds of every output expected from a record sent after the
+    #: warm-up, as (seconds, lower_bound): lower_bound when it was never seen (then the
+    #: seconds are how long it had been waited for).
+    samples: list[tuple[float, bool]]
     #: Same, for outputs that were not held for a verdict (direct).
-    direct_samples: list[float]
+    direct_samples: list[tuple[float, bool]]
     #: (seconds since the first produce, latency) of every seen output.
     series: list[tuple[float, float]]
     achieved_rate: float
     peak_rss_kib: int | None
+    #: Expected snapshots never seen because a later snapshot of the session replaced them
+    #: (held while a firstSession verdict was pending): not counted.
+    superseded: int = 0
+    #: Expected outputs never seen in time: counted, as lower bounds.
+    missing: int = 0
 
     def percentile(self, q: float, direct: bool = False) -> float | None:
-        """The q-th percentile (0..100) of the latencies after the warm-up, in seconds."""
-        values = sorted(self.direct_samples if direct else self.samples)
+        """The q-th percentile (0..100) of the latencies after the warm-up, in seconds.
+
+        Outputs never seen sort after every seen one; `is_lower_bound` tells whether the
+        percentile landed on one of them.
+        """
+        value = self._ranked(q, direct)
+        return None if value is None else value[0]
+
+    def is_lower_bound(self, q: float, direct: bool = False) -> bool:
+        """Whether the q-th percentile is an output that was never seen (a lower bound)."""
+        value = self._ranked(q, direct)
+        return value is not None and value[1]
+
+    def _ranked(self, q: float, direct: bool) -> tuple[float, bool] | None:
+        values = sorted(self.direct_samples if direct else self.samples, key=lambda s: (s[1], s[0]))
         if not values:
             return None
         rank = max(0, math.ceil(q / 100 * len(values)) - 1)
@@ -308,8 +328,12 @@ async def run_latency(
                 sent += 1
             await asyncio.sleep(0.001)
         await producer.flush()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_seen.wait(), drain)
+        deadline = loop.time() + drain
+        while loop.time() < deadline and _unaccounted(index_of, seen):
+            # Seen, or replaced by a later snapshot of the same session (held ones).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_seen.wait(), 0.5)
+        waited_until = time.time()
         rss = peak_rss_kib(target.pid())
         stop.set()
         await watcher
@@ -318,25 +342,34 @@ async def run_latency(
         await consumer.stop()
         await asyncio.to_thread(target.stop)
 
-    samples: list[float] = []
-    direct: list[float] = []
+    samples: list[tuple[float, bool]] = []
+    direct: list[tuple[float, bool]] = []
     series: list[tuple[float, float]] = []
     after_verdict = 0
     last_seen = wall_start
-    for key, at in seen.items():
-        found = index_of.get(key)
-        if found is None:
-            continue
-        i = found
-        latency = at - sent_at[i]
-        last_seen = max(last_seen, at)
-        series.append((sent_at[i] - wall_start, latency))
-        if i in claiming:
-            after_verdict += 1
+    newest: dict[Any, int] = {}
+    for key in seen:
+        if isinstance(key, tuple):
+            newest[key[0]] = max(newest.get(key[0], 0), key[1])
+    superseded = missing = 0
+    for key, i in index_of.items():
+        at = seen.get(key)
+        if at is None:
+            if isinstance(key, tuple) and newest.get(key[0], 0) > key[1]:
+                superseded += 1  # held, then replaced by a later snapshot of the session
+                continue
+            missing += 1
+            sample = (waited_until - sent_at[i], True)
+        else:
+            sample = (at - sent_at[i], False)
+            last_seen = max(last_seen, at)
+            series.append((sent_at[i] - wall_start, sample[0]))
+            if i in claiming:
+                after_verdict += 1
         if sent_at[i] - wall_start >= warmup:
-            samples.append(latency)
+            samples.append(sample)
             if i not in claiming:
-                direct.append(latency)
+                direct.append(sample)
     series.sort()
     return Latency(
         name=target.name,
@@ -352,6 +385,21 @@ async def run_latency(
         series=series,
         achieved_rate=len(series) / max(1e-9, last_seen - wall_start),
         peak_rss_kib=rss,
+        superseded=superseded,
+        missing=missing,
+    )
+
+
+def _unaccounted(index_of: dict[Hashable, int], seen: dict[Hashable, float]) -> int:
+    """Expected outputs neither seen nor replaced by a later snapshot of their session."""
+    newest: dict[Any, int] = {}
+    for key in seen:
+        if isinstance(key, tuple):
+            newest[key[0]] = max(newest.get(key[0], 0), key[1])
+    return sum(
+        1
+        for key in index_of
+        if key not in seen and not (isinstance(key, tuple) and newest.get(key[0], 0) > key[1])
     )
 
 

@@ -10,8 +10,8 @@ from stream_app.domain.model import CustomerSession
 RECENT_EVENT_IDS = 1000
 
 
-# gc=False on every Struct here: they hold only decoded values and other such Structs, so they
-# can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
+# gc=False: it holds only decoded values and Structs, so it can never be part of a reference
+# cycle, and untracked it costs the cycle collector nothing (the worker keeps many of them).
 class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
     """A session's stored state: current session, dedup memory, profile claims, last emitted."""
 

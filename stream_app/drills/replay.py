@@ -26,6 +26,7 @@ from stream_app.domain import (
     CustomerSession,
     Event,
     Rejected,
+    RejectionCode,
     SessionState,
     Skipped,
     apply_event,
@@ -65,7 +66,7 @@ class ExpectedRejection:
     """A record the worker must dead-letter exactly once."""
 
     record: InputRecord
-    code: str
+    code: RejectionCode
 
 
 @dataclass

@@ -2,20 +2,133 @@
 
 Each runs real `stream-app worker` processes on the broker and checks every output record
 against a replay of the input through the domain core (stream_app/drills/verify.py). The full
-drills, with the failover and broker-restart ones, are `make drill`.
+drills, with the failover and broker-restart ones, are `make drill`. The first tests check that
+those checks catch what they claim to, on outputs built from the replay and then damaged.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from stream_app.domain import (
+    RejectionSource,
+    build_rejection,
+    decode_event,
+    decode_key,
+    encode_json,
+)
+from stream_app.domain.outcomes import Rejected
 from stream_app.drills.__main__ import QUICK, WORKER_ENV, render
 from stream_app.drills.harness import DrillOptions
+from stream_app.drills.replay import Expectation, InputRecord, replay
 from stream_app.drills.scenarios import kill9, poison_flood, state_wiped
+from stream_app.drills.verify import check_outputs
+from stream_app.workload import generate_workload
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The fields of an aiokafka ConsumerRecord that the checks read."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def _perfect_outputs(expectation: Expectation) -> tuple[list[_Record], ...]:
+    """What a correct worker emits for the replay: every snapshot, transition, dead letter."""
+    owners: dict[tuple[int, str], str] = {}
+    snapshots, transitions, dead_letters = [], [], []
+    for integration_id, history in sorted(expectation.sessions.items()):
+        key = integration_id.encode()
+        for count in sorted(history.states):
+            session = history.states[count]
+            first = True
+            if session.profile_id:
+                owner = owners.setdefault(
+                    (session.application_id, session.profile_id), integration_id
+                )
+                first = owner == integration_id
+            snapshot = msgspec.structs.replace(session, first_session=first)
+            snapshots.append(_Record(0, len(snapshots), key, encode_json(snapshot)))
+        transitions += [_Record(0, len(transitions), key, t) for t in history.transitions]
+    for (topic, partition, offset), rejected in sorted(expectation.rejections.items()):
+        record = rejected.record
+        source = RejectionSource(topic, partition, offset, decode_key(record.key))
+        reason = Rejected(rejected.code, "message")
+        rejection = build_rejection(reason, record.value, source, datetime.now(UTC))
+        dead_letters.append(_Record(0, len(dead_letters), record.key, encode_json(rejection)))
+    return snapshots, transitions, dead_letters
+
+
+@pytest.fixture(scope="module")
+def expectation() -> Expectation:
+    """A replayed workload of 400 records over 30 sessions, all on one partition."""
+    records = [
+        InputRecord("in", 0, offset, key.encode() if isinstance(key, str) else key, value)
+        for offset, (key, value) in enumerate(generate_workload(5, 30, 400))
+    ]
+    assert any(isinstance(decode_event(r.value), Rejected) for r in records)
+    return replay(records)
+
+
+def test_checks_pass_on_what_a_correct_worker_emits(expectation: Expectation) -> None:
+    findings = check_outputs(expectation, *_perfect_outputs(expectation))
+    assert findings.ok, findings.lines()
+
+
+def test_checks_catch_a_duplicated_snapshot_transition_and_dead_letter(
+    expectation: Expectation,
+) -> None:
+    snapshots, transitions, dead_letters = _perfect_outputs(expectation)
+    snapshots.insert(5, snapshots[4])
+    transitions.insert(3, transitions[2])
+    dead_letters.append(dead_letters[0])
+    problems = check_outputs(expectation, snapshots, transitions, dead_letters).problems
+    assert problems["repeated updateCount (duplicate snapshot)"] == 1
+    assert problems["transition duplicated or unexpected"] == 1
+    assert problems["dead letter duplicated"] == 1
+
+
+def test_checks_catch_lost_outputs(expectation: Expectation) -> None:
+    snapshots, transitions, dead_letters = _perfect_outputs(expectation)
+    # A snapshot in the middle of a session whose next event claims no profile.
+    history = next(h for h in expectation.sessions.values() if 3 not in h.claim_counts)
+    lost = next(
+        i
+        for i, r in enumerate(snapshots)
+        if r.key == history.integration_id.encode()
+        and msgspec.json.decode(r.value)["updateCount"] == 2
+    )
+    del snapshots[lost]
+    del transitions[0]
+    del dead_letters[0]
+    problems = check_outputs(expectation, snapshots, transitions, dead_letters).problems
+    assert problems["skipped updateCount (lost snapshot)"] == 1
+    assert problems["transition lost"] == 1
+    assert problems["dead letter missing"] == 1
+
+
+def test_checks_catch_a_wrong_snapshot_and_a_second_first_session(
+    expectation: Expectation,
+) -> None:
+    snapshots, transitions, dead_letters = _perfect_outputs(expectation)
+    index = next(i for i, r in enumerate(snapshots) if b'"firstSession":false' in r.value)
+    wrong = snapshots[index].value.replace(b'"firstSession":false', b'"firstSession":true')
+    snapshots[index] = _Record(0, snapshots[index].offset, snapshots[index].key, wrong)
+    changed = snapshots[0].value.replace(b'"coupon":"', b'"coupon":"X', 1)
+    snapshots[0] = _Record(0, 0, snapshots[0].key, changed)
+    problems = check_outputs(expectation, snapshots, transitions, dead_letters).problems
+    assert problems["several first sessions for one profile"] >= 1
+    assert problems["snapshot differs from the replay"] == 1
 
 
 @pytest.fixture
@@ -26,16 +139,19 @@ def options(kafka_bootstrap: str, tmp_path: Path) -> DrillOptions:
     )
 
 
+@pytest.mark.asyncio
 async def test_kill9_loses_and_duplicates_nothing(options: DrillOptions) -> None:
     result = await kill9(options, **QUICK["kill9"])
     assert result.passed, render(result)
 
 
+@pytest.mark.asyncio
 async def test_state_restored_from_changelog_after_data_dir_wipe(options: DrillOptions) -> None:
     result = await state_wiped(options, **QUICK["state_wiped"])
     assert result.passed, render(result)
 
 
+@pytest.mark.asyncio
 async def test_poison_flood_is_dead_lettered_without_stalling(options: DrillOptions) -> None:
     result = await poison_flood(options, **QUICK["poison_flood"])
     assert result.passed, render(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
@@ -270,3 +271,14 @@ def test_the_last_thousand_applied_event_ids_are_remembered() -> None:
     forgotten = outcome(state, update("e0"))
     assert isinstance(forgotten, Applied)
     assert forgotten.state.session.update_count == 1002
+
+
+def test_states_and_events_are_not_tracked_by_the_cycle_collector() -> None:
+    # The worker keeps many states; they hold no cycles, so collections need not walk them.
+    event = decode_event(raw(update("e1", cart_items=CART)))
+    assert isinstance(event, UpdateEvent)
+    result = outcome(None, update("e1", cart_items=CART))
+    assert isinstance(result, Applied)
+    untracked = [event, event.session, result, result.state, result.state.session]
+    untracked += [*result.state.session.cart_items, decode_state(encode_state(result.state))]
+    assert not any(gc.is_tracked(obj) for obj in untracked)
