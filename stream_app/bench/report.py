@@ -324,6 +324,11 @@ class Report:
                 "ms": {
                     f"p{q}": _round(_scale(lat.percentile(q)), 2) for q in (50, 90, 95, 99, 100)
                 },
+                # (seconds since the first produce, latency ms), at most ~5000 points.
+                "series": [
+                    (round(t, 3), round(v * 1000, 2))
+                    for t, v in lat.series[:: max(1, len(lat.series) // 5000)]
+                ],
                 "direct_ms": {
                     f"p{q}": _round(_scale(lat.percentile(q, direct=True)), 2) for q in (50, 95, 99)
                 },

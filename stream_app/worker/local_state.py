@@ -8,10 +8,9 @@ consumed again it looks applied already (its eventId is in the session), it is s
 snapshot, transition or claim is never emitted. A session created in such a transaction with a
 pending profile claim even waits for a verdict forever, emitting nothing at all.
 
-Faust's own bookkeeping cannot help: under exactly_once it means to persist the changelog offset
-on commit (TableManager.persist_offset_on_commit), but it files the offsets under the changelog
-partition and looks them up under the committed source partitions, so they are never written
-during processing, only by recovery (faust/tables/manager.py, on_commit_tp).
+Persisted changelog offsets cannot help: they say how far the local tables have *read* the
+changelog, not which local writes were never committed (and Faust does not even persist them
+under exactly_once, see recovery.py), so replaying from them leaves those writes in place.
 
 So the worker keeps a marker file in its data directory while it runs and removes it after its
 last commit on a clean stop. Starting with the marker present means the previous run did not
