@@ -63,7 +63,9 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         topic_partitions=partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        # Outputs of one event are queued on the producer before the next event is handled.
+        # On stop and on rebalance, wait until every event taken from the stream is acked
+        # before the last commit. Faust reads it only then, never per event: no throughput cost
+        # (measured, docs/performance.md).
         stream_wait_empty=True,
         broker_commit_every=1000,
         broker_commit_interval=0.5,
