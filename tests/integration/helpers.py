@@ -76,15 +76,6 @@ async def wait_until(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-async def wait_consumed(worker: WorkerProcess, count: int, timeout: float = 60.0) -> None:
-    """Wait until the worker has consumed `count` input records (all input topics)."""
-    await wait_until(
-        lambda: metric(worker, "stream_app_events_consumed_total") >= count,
-        timeout,
-        f"{count} records consumed",
-    )
-
-
 async def read_until(
     bootstrap: str,
     topic: str,

@@ -18,7 +18,7 @@ from stream_app.domain import (
     published_snapshot,
 )
 
-LINES = (Path(__file__).parent / "data" / "lifecycle.jsonl").read_bytes().splitlines()
+LINES = (Path(__file__).parent.parent / "data" / "lifecycle.jsonl").read_bytes().splitlines()
 KEY = "URNGV8294NV"
 
 
