@@ -7,6 +7,7 @@ from typing import Any
 
 from stream_app.domain import decide_claim, decode_claim, encode_verdict, profile_key
 from stream_app.worker.metrics import Metrics
+from stream_app.worker.sessions import SESSION_PARTITION_HEADER
 
 
 @dataclass
@@ -25,7 +26,7 @@ class ProfileProcessor:
         owner, verdict = decide_claim(None if stored is None else stored.decode(), claim)
         self.table[key] = owner.encode()
         headers = dict(message.headers or ())
-        partition = headers.get("session-partition")
+        partition = headers.get(SESSION_PARTITION_HEADER)
         await self.verdicts.send(
             key=claim.integration_id.encode(),
             value=encode_verdict(verdict),
