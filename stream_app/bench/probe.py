@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 import stream_app
+from stream_app.tools.kafka_io import topic_partitions
 
 
 class Probe:
@@ -74,12 +75,7 @@ async def first_timestamp(bootstrap: str, topics: Iterable[str]) -> float | None
     )
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        tps = await topic_partitions(consumer, topics)
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         waiting = {tp for tp in tps if ends[tp] > begins[tp]}

@@ -25,11 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from stream_app.drills.harness import Drill, DrillOptions
 from stream_app.drills.replay import Expectation
 from stream_app.drills.verify import Findings
+from stream_app.tools.kafka_io import topic_partitions
 from stream_app.tools.worker_process import WorkerProcess
 from stream_app.workload import HOSTILE_KINDS, generate_workload, hostile_records
 
@@ -196,12 +197,7 @@ async def _count_records(bootstrap: str, topics: list[str]) -> int:
     )
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        tps = await topic_partitions(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

@@ -44,6 +44,18 @@ async def produce_all(
     return count
 
 
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topics: Iterable[str]
+) -> list[TopicPartition]:
+    """Every partition of `topics`, in order, from freshly fetched metadata."""
+    await consumer._client.force_metadata_update()
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The last stable offset of each partition (what a read_committed reader can reach)."""
     consumer = AIOKafkaConsumer(
@@ -51,11 +63,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, [topic])
         ends = await consumer.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
@@ -75,9 +83,7 @@ async def read_all(bootstrap: str, topic: str, idle_seconds: float = 2.0) -> lis
     await consumer.start()
     records: list[Any] = []
     try:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(consumer, [topic])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
