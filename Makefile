@@ -25,8 +25,8 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check stream_app tests
-	$(BIN)/ruff format --check stream_app tests
+	$(BIN)/ruff check stream_app dev tests
+	$(BIN)/ruff format --check stream_app dev tests
 	$(BIN)/mypy
 
 unit: $(INSTALLED)
@@ -38,7 +38,7 @@ test: lint
 
 demo: $(INSTALLED)
 	$(BROKER_SETUP); \
-	$(BIN)/python -m stream_app.demo
+	$(BIN)/python -m dev.demo
 
 worker: $(INSTALLED)
 	$(BROKER_SETUP); \
@@ -46,11 +46,11 @@ worker: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BROKER_SETUP); \
-	$(BIN)/python -m stream_app.bench
+	$(BIN)/python -m dev.bench
 
 drill: $(INSTALLED)
 	$(BROKER_SETUP); \
-	$(BIN)/python -m stream_app.drills
+	$(BIN)/python -m dev.drills
 
 kafka-up:
 	bash deploy/kafka/kafka.sh start

@@ -80,10 +80,30 @@ class Settings:
             processing_guarantee=processing_guarantee,
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The STREAM_APP_* variables that `from_env` reads back into these settings."""
+        return {
+            "STREAM_APP_BROKER": self.broker,
+            "STREAM_APP_ID": self.app_id,
+            "STREAM_APP_INPUT_TOPIC": self.input_topic,
+            "STREAM_APP_OUTPUT_TOPIC": self.output_topic,
+            "STREAM_APP_TRANSITIONS_TOPIC": self.transitions_topic,
+            "STREAM_APP_DLQ_TOPIC": self.dlq_topic,
+            "STREAM_APP_PARTITIONS": str(self.partitions),
+            "STREAM_APP_DATA_DIR": str(self.data_dir),
+            "STREAM_APP_WEB_PORT": str(self.web_port),
+            "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee.value,
+        }
+
     @property
     def bootstrap_servers(self) -> list[str]:
         """The broker list as host:port strings, for plain Kafka clients."""
         return [url.split("://", 1)[-1] for url in self.broker.split(",")]
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker list as one comma-separated host:port string (aiokafka's form)."""
+        return ",".join(self.bootstrap_servers)
 
     @property
     def claims_topic(self) -> str:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+from dev import KAFKA_SCRIPT
+from dev.harness.kafka import bootstrap_from_env
+
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
-
-
-def _bootstrap(broker_url: str) -> str:
-    return ",".join(entry.split("://", 1)[-1] for entry in broker_url.split(","))
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -36,7 +31,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
     Never skips: an integration test without a broker is a failure, in CI and on a laptop.
     """
-    bootstrap = _bootstrap(os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092"))
+    bootstrap = bootstrap_from_env()
     if _reachable(bootstrap):
         yield bootstrap
         return
@@ -59,17 +54,5 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
     def make(prefix: str) -> str:
         return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
-
-    return make
-
-
-@pytest.fixture
-def free_port() -> Callable[[], int]:
-    """Factory of TCP ports that were free a moment ago on 127.0.0.1."""
-
-    def make() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
 
     return make

@@ -2,10 +2,16 @@
 
 from stream_app.domain.apply import apply_event
 from stream_app.domain.codec import (
+    decode_claim,
     decode_customer_session,
     decode_rejection,
+    decode_stored,
     decode_transition,
+    decode_verdict,
+    encode_claim,
     encode_json,
+    encode_stored,
+    encode_verdict,
 )
 from stream_app.domain.decoding import decode_event, decode_key
 from stream_app.domain.events import (
@@ -17,28 +23,18 @@ from stream_app.domain.events import (
     SessionPatch,
     UpdateEvent,
 )
-from stream_app.domain.model import CartItem, CustomerSession, SessionStateName, Transition
 from stream_app.domain.outcomes import Applied, Rejected, RejectionCode, Skipped
+from stream_app.domain.outputs import CartItem, CustomerSession, SessionStatus, Transition
 from stream_app.domain.pricing import cart_total, unit_price
 from stream_app.domain.profiles import (
     ProfileClaim,
     ProfileVerdict,
     apply_verdict,
     decide_claim,
-    decode_claim,
-    decode_verdict,
-    encode_claim,
-    encode_verdict,
     profile_key,
 )
-from stream_app.domain.rejection import Rejection, RejectionError, RejectionSource, build_rejection
-from stream_app.domain.state import (
-    SessionState,
-    decode_state,
-    encode_state,
-    is_held,
-    published_snapshot,
-)
+from stream_app.domain.rejection import Rejection, RejectionDetail, RejectionSource, build_rejection
+from stream_app.domain.stored import StoredSession, is_held, published_snapshot
 
 __all__ = [
     "AdditionalCost",
@@ -52,14 +48,14 @@ __all__ = [
     "Rejected",
     "Rejection",
     "RejectionCode",
-    "RejectionError",
+    "RejectionDetail",
     "RejectionSource",
     "ReturnEvent",
     "ReturnLine",
     "SessionPatch",
-    "SessionState",
-    "SessionStateName",
+    "SessionStatus",
     "Skipped",
+    "StoredSession",
     "Transition",
     "UpdateEvent",
     "apply_event",
@@ -72,12 +68,12 @@ __all__ = [
     "decode_event",
     "decode_key",
     "decode_rejection",
-    "decode_state",
+    "decode_stored",
     "decode_transition",
     "decode_verdict",
     "encode_claim",
     "encode_json",
-    "encode_state",
+    "encode_stored",
     "encode_verdict",
     "is_held",
     "profile_key",

@@ -9,11 +9,11 @@ import msgspec
 from msgspec import UNSET
 
 from stream_app.domain.events import CartItemInput, Event, ReturnEvent, SessionPatch, UpdateEvent
-from stream_app.domain.model import CartItem, CustomerSession, SessionStateName, Transition
 from stream_app.domain.outcomes import Applied, Rejected, Skipped
+from stream_app.domain.outputs import CartItem, CustomerSession, SessionStatus, Transition
 from stream_app.domain.pricing import cart_total
 from stream_app.domain.profiles import ProfileClaim
-from stream_app.domain.state import RECENT_EVENT_IDS, SessionState, published_snapshot
+from stream_app.domain.stored import RECENT_EVENT_IDS, StoredSession, published_snapshot
 
 _replace = msgspec.structs.replace
 
@@ -23,11 +23,11 @@ _LOCKED_FIELDS = tuple(
     for field in msgspec.structs.fields(SessionPatch)
     if field.name != "state"
 )
-_RETURNABLE: frozenset[SessionStateName] = frozenset({"closed", "partially_returned"})
+_RETURNABLE: frozenset[SessionStatus] = frozenset({"closed", "partially_returned"})
 
 
 def apply_event(
-    state: SessionState | None, event: Event, key: str | None
+    state: StoredSession | None, event: Event, key: str | None
 ) -> Applied | Skipped | Rejected:
     """Apply an event to a session's state (None if unknown), deciding as in contract 4.
 
@@ -92,7 +92,7 @@ def _create(event: UpdateEvent) -> Applied | Rejected:
     return _finish(None, event, _patched(blank, event.session, at))
 
 
-def _update(state: SessionState, event: UpdateEvent) -> Applied | Rejected:
+def _update(state: StoredSession, event: UpdateEvent) -> Applied | Rejected:
     current = state.session.state
     patch = event.session
     if current != "open":
@@ -173,7 +173,7 @@ def _merged(attributes: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _return(state: SessionState, event: ReturnEvent) -> Applied | Rejected:
+def _return(state: StoredSession, event: ReturnEvent) -> Applied | Rejected:
     session = state.session
     if session.state not in _RETURNABLE:
         return Rejected(
@@ -230,7 +230,7 @@ def _return(state: SessionState, event: ReturnEvent) -> Applied | Rejected:
     return _finish(state, event, returned_session)
 
 
-def _finish(state: SessionState | None, event: Event, session: CustomerSession) -> Applied:
+def _finish(state: StoredSession | None, event: Event, session: CustomerSession) -> Applied:
     """Settle firstSession, remember the eventId, and work out what to emit."""
     claims = {} if state is None else state.claims
     claim = None
@@ -248,14 +248,14 @@ def _finish(state: SessionState | None, event: Event, session: CustomerSession) 
     if first is None:
         # Held back until the verdict: remember what GET /sessions should keep answering.
         published = None if state is None else published_snapshot(state)
-        new_state = SessionState(session, recent, claims, published)
+        new_state = StoredSession(session, recent, claims, published)
         snapshot = None
     else:
         if session.first_session is not first:
             session = _replace(session, first_session=first)
-        new_state = SessionState(session, recent, claims, None)
+        new_state = StoredSession(session, recent, claims, None)
         snapshot = session
-    previous: SessionStateName | None = None if state is None else state.session.state
+    previous: SessionStatus | None = None if state is None else state.session.state
     transition = None
     if previous != session.state:
         transition = Transition(

@@ -6,9 +6,9 @@ from typing import Literal
 
 from msgspec import Struct
 
-from stream_app.domain.model import CustomerSession, Transition
+from stream_app.domain.outputs import CustomerSession, Transition
 from stream_app.domain.profiles import ProfileClaim
-from stream_app.domain.state import SessionState
+from stream_app.domain.stored import StoredSession
 
 RejectionCode = Literal[
     "malformed_json",
@@ -38,7 +38,7 @@ class Skipped(Struct, frozen=True, gc=False):
 class Applied(Struct, frozen=True, gc=False):
     """The event was applied; snapshot is None while firstSession is pending (held back)."""
 
-    state: SessionState
+    stored: StoredSession
     snapshot: CustomerSession | None
     transition: Transition | None
     claim: ProfileClaim | None

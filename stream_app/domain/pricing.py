@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from msgspec import UNSET
 
 from stream_app.domain.events import CartItemInput
-from stream_app.domain.model import CartItem
+from stream_app.domain.outputs import CartItem
 
 # Totals are rounded so float noise (0.1 + 0.2 = 0.30000000000000004) never reaches the wire.
 TOTAL_DECIMALS = 10

@@ -10,8 +10,8 @@ from __future__ import annotations
 import msgspec
 from msgspec import Struct
 
-from stream_app.domain.model import CustomerSession
-from stream_app.domain.state import SessionState
+from stream_app.domain.outputs import CustomerSession
+from stream_app.domain.stored import StoredSession
 
 
 # gc=False on every Struct here: they hold only decoded values and other such Structs, so they
@@ -33,11 +33,6 @@ class ProfileVerdict(Struct, frozen=True, gc=False, rename="camel"):
     is_first: bool
 
 
-_encoder = msgspec.json.Encoder()
-_claim_decoder = msgspec.json.Decoder(ProfileClaim)
-_verdict_decoder = msgspec.json.Decoder(ProfileVerdict)
-
-
 def profile_key(application_id: int, profile_id: str) -> str:
     """The key of a profile; unambiguous since an applicationId is all digits."""
     return f"{application_id}:{profile_id}"
@@ -56,8 +51,8 @@ def decide_claim(owner: str | None, claim: ProfileClaim) -> tuple[str, ProfileVe
 
 
 def apply_verdict(
-    state: SessionState, verdict: ProfileVerdict
-) -> tuple[SessionState, CustomerSession | None]:
+    state: StoredSession, verdict: ProfileVerdict
+) -> tuple[StoredSession, CustomerSession | None]:
     """Record a verdict; returns the held snapshot to emit if it was the one being waited for.
 
     A verdict for another session, for a profile this session never claimed, or one that was
@@ -78,23 +73,3 @@ def apply_verdict(
     released = msgspec.structs.replace(session, first_session=verdict.is_first)
     new_state = msgspec.structs.replace(state, session=released, claims=claims, published=None)
     return new_state, released
-
-
-def encode_claim(claim: ProfileClaim) -> bytes:
-    """Encode a claim as JSON for the internal claims topic."""
-    return _encoder.encode(claim)
-
-
-def decode_claim(raw: bytes) -> ProfileClaim:
-    """Decode a claim written by encode_claim (raises msgspec errors on garbage)."""
-    return _claim_decoder.decode(raw)
-
-
-def encode_verdict(verdict: ProfileVerdict) -> bytes:
-    """Encode a verdict as JSON for the internal verdicts topic."""
-    return _encoder.encode(verdict)
-
-
-def decode_verdict(raw: bytes) -> ProfileVerdict:
-    """Decode a verdict written by encode_verdict (raises msgspec errors on garbage)."""
-    return _verdict_decoder.decode(raw)

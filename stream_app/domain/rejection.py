@@ -13,7 +13,7 @@ from stream_app.domain.outcomes import Rejected
 
 # gc=False on every Struct here: they hold only decoded values and other such Structs, so they
 # can never be part of a reference cycle, and untracked they cost the cycle collector nothing.
-class RejectionError(Struct, frozen=True, gc=False):
+class RejectionDetail(Struct, frozen=True, gc=False):
     """Why the event was rejected."""
 
     code: str
@@ -32,7 +32,7 @@ class RejectionSource(Struct, frozen=True, gc=False):
 class Rejection(Struct, frozen=True, gc=False, rename="camel"):
     """A dead-letter record: the error, the original value, and where it came from."""
 
-    error: RejectionError
+    error: RejectionDetail
     event: str
     event_encoding: Literal["utf-8", "base64"]
     source: RejectionSource
@@ -49,7 +49,7 @@ def build_rejection(
     except UnicodeDecodeError:
         event, encoding = base64.b64encode(raw).decode("ascii"), "base64"
     return Rejection(
-        error=RejectionError(code=rejected.code, message=rejected.message),
+        error=RejectionDetail(code=rejected.code, message=rejected.message),
         event=event,
         event_encoding=encoding,
         source=source,

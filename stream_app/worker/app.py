@@ -17,7 +17,7 @@ from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.recovery import StreamTableManager
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
-from stream_app.worker.transactions import ProcessingGuard, SourcePartitionTransactionManager
+from stream_app.worker.transactions import Checkpoint, SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
 
 
@@ -98,33 +98,27 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     profiles_table = app.Table("profiles", partitions=partitions, key_type=bytes, value_type=bytes)
 
     metrics: Metrics = app.metrics
+    # The processors send straight to the app's producer, by topic name (see sessions.py).
     sessions = SessionProcessor(
-        settings=settings,
-        table=sessions_table,
-        snapshots=topic(settings.output_topic),
-        transitions=topic(settings.transitions_topic),
-        dead_letters=topic(settings.dlq_topic),
-        claims=claims,
-        rekeyed=topic(settings.rekeyed_topic),
-        metrics=metrics,
+        settings=settings, table=sessions_table, producers=app, metrics=metrics
     )
     profiles = ProfileProcessor(
-        table=profiles_table, verdicts=topic(settings.verdicts_topic), metrics=metrics
+        settings=settings, table=profiles_table, producers=app, metrics=metrics
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.
-    # The guard keeps commits out of the middle of an event (see transactions.py).
-    guard = ProcessingGuard.of(app)
+    # The checkpoint keeps commits out of the middle of an event (docs/design.md).
+    checkpoint = Checkpoint.of(app)
 
     @app.agent(session_inbox, concurrency=1, name="sessions")
     async def process_sessions(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await guard.handle(event, sessions.handle(event.message))
+            await checkpoint.handle(event, sessions.handle(event.message))
 
     @app.agent(claims, concurrency=1, name="profiles")
     async def process_claims(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await guard.handle(event, profiles.handle(event.message))
+            await checkpoint.handle(event, profiles.handle(event.message))
 
     register_views(app, sessions_table, sessions, metrics)
     return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

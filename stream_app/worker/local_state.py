@@ -1,24 +1,9 @@
 """Local table state is trusted only after a clean stop; after a crash it is rebuilt.
 
-Faust writes a table assignment to RocksDB at once, but under exactly_once its changelog record
-only counts once the transaction commits. A worker killed with an open transaction leaves
-RocksDB holding writes of events whose outputs and offsets were aborted. Recovery replays the
-changelog only from the offset it last persisted, so those writes survive; when the event is
-consumed again it looks applied already (its eventId is in the session), it is skipped, and its
-snapshot, transition or claim is never emitted. A session created in such a transaction with a
-pending profile claim even waits for a verdict forever, emitting nothing at all.
-
-Persisted changelog offsets cannot help: they say how far the local tables have *read* the
-changelog, not which local writes were never committed (and Faust does not even persist them
-under exactly_once, see recovery.py), so replaying from them leaves those writes in place.
-
-So the worker keeps a marker file in its data directory while it runs and removes it after its
-last commit on a clean stop. Starting with the marker present means the previous run did not
-stop cleanly: the local tables are deleted and rebuilt from the changelogs, read with isolation
-level read_committed under exactly_once, which is the committed state exactly. Kafka Streams
-does the same under exactly-once (it wipes a task's stores when no checkpoint was written at a
-clean close). At-least-once gets the same treatment: there the changelog is the only state other
-workers and standbys can see, and a local copy ahead of it would diverge from them.
+The worker keeps a marker file in its data directory while it runs and removes it after the
+last commit of a clean stop; when the marker is there at start, the local tables are deleted
+and restored from the changelogs. Why: docs/design.md, "Where the worker replaces Faust's
+machinery" (item 2).
 """
 
 from __future__ import annotations
@@ -32,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stream_app.worker.transactions import ProcessingGuard
+from stream_app.worker.transactions import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -112,5 +97,5 @@ def protect_local_state(app: Any, data_dir: Path) -> StartKind:
     state = LocalState(data_dir, Path(app.conf.tabledir))
     kind = state.open()
     log.info("local tables in %s: %s start", state.table_dir, kind.value)
-    ProcessingGuard.of(app).on_clean_stop.append(state.close_clean)
+    Checkpoint.of(app).on_clean_stop.append(state.close_clean)
     return kind

@@ -16,7 +16,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 class Metrics:
     """What the worker counts; one instance per worker process."""
 
-    consumed: int = 0
+    events_consumed: int = 0
+    verdicts_consumed: int = 0
     applied: int = 0
     duplicates: int = 0
     snapshots_sent: int = 0
@@ -46,8 +47,11 @@ class Metrics:
             lines.append(f"# TYPE {name} counter")
             lines.extend(f"{name}{labels} {value}" for labels, value in samples)
 
-        counter("stream_app_events_consumed_total", "Records read from the input topics.",
-                [("", self.consumed)])  # fmt: skip
+        counter("stream_app_events_consumed_total", "Records read from the input topic.",
+                [("", self.events_consumed)])  # fmt: skip
+        counter("stream_app_verdicts_consumed_total",
+                "firstSession verdicts read by the session agent.",
+                [("", self.verdicts_consumed)])  # fmt: skip
         counter("stream_app_events_applied_total", "Events applied to a session.",
                 [("", self.applied)])  # fmt: skip
         counter("stream_app_events_duplicate_total", "Events skipped as already applied.",
@@ -71,7 +75,7 @@ class Metrics:
         )
         counter("stream_app_profile_claims_total", "firstSession claims sent.",
                 [("", self.claims_sent)])  # fmt: skip
-        counter("stream_app_profile_verdicts_total", "firstSession verdicts applied.",
+        counter("stream_app_profile_verdicts_total", "firstSession verdicts applied to a session.",
                 [("", self.verdicts_applied)])  # fmt: skip
 
         name = "stream_app_processing_seconds"

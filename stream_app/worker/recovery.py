@@ -1,56 +1,9 @@
 """Table recovery that reads every committed changelog record, and a table manager using it.
 
-Faust 0.15.3's recovery under exactly_once can finish before it has applied every committed
-changelog record; the kill -9 drill lost whole sessions that way. Three causes, all in
-faust/tables/recovery.py and faust/tables/manager.py, and what this module does instead:
-
-1. Where to stop. Recovery reads each changelog partition until it has seen the record at
-   "highwater" = end offset - 1 (`_build_highwaters`). Under exactly_once the end offset is the
-   last stable offset, and the record just below it is normally a transaction marker (or
-   aborted data), which a read_committed consumer never sees. Faust also takes that offset from
-   the consumer's cached `last_stable_offset()` (transport/drivers/aiokafka.py,
-   `_highwaters`), which is whatever the last fetch response said, or None (read as "empty")
-   for a partition not fetched yet. Here: the highwater is the offset of the last *committed
-   data record* below the last stable offset, found by reading the end of the partition with a
-   read_committed consumer of our own, with end offsets asked from the broker.
-
-2. Giving up early. Because of 1, `_slurp_changelogs` has `detect_aborted_tx`: after two
-   consecutive 5-second waits for a changelog event it declares a partition done when the
-   consumer's position has passed the highwater. The position passes a record as soon as the
-   record is handed to Faust, before it reaches the recovery queue, and the count of waits is
-   never reset when a new recovery starts, so right after a restart (after idling while the
-   group formed) the check fires at the first wait, marks partitions done whose records are
-   still on their way, and then drops those records as already seen. With exact highwaters
-   the check is not needed, so it is gone (it also cost every recovery 10 s). The loop also
-   skips events of a partition it does not track, where Faust's applies them to whichever
-   table the previous event belonged to (see its own "XXX bug" note).
-
-3. Dropped events. The changelog queue is a FlowControlQueue with clear_on_resume=True, and
-   recovery resumes flow control several times (after the actives are restored, when standbys
-   start, when recovery completes): every resume empties the queue. Records already fetched
-   for a standby partition are thrown away while the consumer's position has moved past them,
-   so a standby silently misses changelog records, and the worker taking over from it serves
-   stale state. Here the queue is not cleared: the recovery loop ignores records it has seen
-   (offset at or below the partition's offset) and records of partitions it no longer tracks.
-
-4. The first input record after recovery. `on_recovery_completed` resumes the input partitions
-   and seeks them to the committed offsets while the consumer's flow is still on (it was turned
-   on to read the changelogs), so the fetcher may already deliver input records into the
-   stream queues; then `flow_control.resume()` empties those queues (clear_on_resume). The
-   records are gone but the consumer's read offset has passed them, and the commit logic
-   accepts one missing offset at the head of a partition (`Consumer._new_offset` allows
-   min(acked) = committed + 1, for transaction markers), so the first record after a restart
-   was committed without ever being handled: one event lost per restart. Here the consumer's
-   flow is stopped before the input partitions are resumed, and started again only after the
-   queues were cleared, so nothing reaches a queue that is about to be emptied.
-
-Also, under exactly_once Faust means to persist each changelog partition's offset in RocksDB
-when the source partition commits (`persist_offset_on_commit`, `on_commit`), but it files the
-pending offsets under the changelog partition and looks them up under the committed source
-partitions, so they are never persisted while processing: every restart re-reads the changelog
-from the offset of the last recovery. `StreamTableManager.on_commit` persists them: all our
-topics are co-partitioned in one topic group, so committing any source partition p commits the
-transaction that carries every changelog write to partition p.
+`ExactRecovery` replaces Faust's recovery (exact end offsets, no early give-up, no dropped
+records, no input record lost after a restore); `StreamTableManager` installs it and persists
+changelog offsets on commit under exactly_once. Why: docs/design.md, "Where the worker replaces
+Faust's machinery" (items 7 and 8).
 """
 
 from __future__ import annotations

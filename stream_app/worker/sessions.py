@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from stream_app.domain import (
     Applied,
@@ -17,17 +16,18 @@ from stream_app.domain import (
     build_rejection,
     decode_event,
     decode_key,
-    decode_state,
+    decode_stored,
     decode_verdict,
     encode_claim,
     encode_json,
-    encode_state,
+    encode_stored,
     profile_key,
     published_snapshot,
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import Settings
 from stream_app.worker.metrics import Metrics
+from stream_app.worker.ports import Headers, Message, Producers, Table
 
 #: Headers that carry a re-keyed event's original coordinates, for its dead-letter record.
 SOURCE_HEADERS = ("source-topic", "source-partition", "source-offset")
@@ -40,30 +40,29 @@ class SessionProcessor:
     """Handles one record of the session inbox (events, re-keyed events, verdicts)."""
 
     settings: Settings
-    table: Any
-    snapshots: Any
-    transitions: Any
-    dead_letters: Any
-    claims: Any
-    rekeyed: Any
+    table: Table
+    producers: Producers
     metrics: Metrics
 
-    async def handle(self, message: Any) -> None:
+    async def handle(self, message: Message) -> None:
         """Process one consumed record; every outcome is a send or a counted skip."""
         started = time.perf_counter()
-        self.metrics.consumed += 1
-        if message.topic == self.settings.verdicts_topic:
-            await self._handle_verdict(message.value)
+        topic = message.topic
+        if topic == self.settings.verdicts_topic:
+            self.metrics.verdicts_consumed += 1
+            await self._handle_verdict(message.value or b"")
         else:
+            if topic == self.settings.input_topic:
+                self.metrics.events_consumed += 1
             await self._handle_event(message)
         self.metrics.observe_latency(time.perf_counter() - started)
 
     async def _send(
         self,
-        topic: Any,
+        topic: str,
         key: bytes | None,
         value: bytes,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Queue a record on the producer, skipping Faust's Topic/Channel layers (a fast path).
 
@@ -72,15 +71,15 @@ class SessionProcessor:
         record is in the producer before the event is acked, so the flush that precedes every
         commit covers it, exactly as with `Topic.send` (docs/performance.md).
         """
-        producer = await topic.app.maybe_start_producer()
-        await producer.send(topic.get_topic_name(), key, value, None, None, headers)
+        producer = await self.producers.maybe_start_producer()
+        await producer.send(topic, key, value, None, None, headers)
 
     def lookup(self, integration_id: str) -> CustomerSessionT | None:
         """The latest snapshot emitted for a session this worker owns, if any."""
         stored = self.table.get(integration_id)
-        return None if stored is None else published_snapshot(decode_state(stored))
+        return None if stored is None else published_snapshot(decode_stored(stored))
 
-    async def _handle_event(self, message: Any) -> None:
+    async def _handle_event(self, message: Message) -> None:
         raw: bytes = message.value if message.value is not None else b""
         decoded = decode_event(raw)
         if isinstance(decoded, Rejected):
@@ -90,7 +89,7 @@ class SessionProcessor:
             # The session's state lives on the partition its key hashes to; a record without
             # a key landed anywhere, so it is moved there before it is applied.
             await self._send(
-                self.rekeyed,
+                self.settings.rekeyed_topic,
                 key=decoded.integration_id.encode(),
                 value=raw,
                 headers=_source_headers(message),
@@ -99,7 +98,7 @@ class SessionProcessor:
         key = decode_key(message.key)
         # The store itself: one RocksDB read (the table's own get adds a contains check).
         stored = self.table.data.get(decoded.integration_id)
-        state = None if stored is None else decode_state(stored)
+        state = None if stored is None else decode_stored(stored)
         match apply_event(state, decoded, key):
             case Skipped():
                 self.metrics.duplicates += 1
@@ -107,12 +106,12 @@ class SessionProcessor:
                 await self._reject(rejected, raw, message)
             case Applied() as applied:
                 self.metrics.applied += 1
-                self.table[decoded.integration_id] = encode_state(applied.state)
+                self.table[decoded.integration_id] = encode_stored(applied.stored)
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1
                     await self._send(
-                        self.claims,
+                        self.settings.claims_topic,
                         key=profile_key(
                             applied.claim.application_id, applied.claim.profile_id
                         ).encode(),
@@ -122,7 +121,9 @@ class SessionProcessor:
                 if applied.transition is not None:
                     self.metrics.transitions[applied.transition.to] += 1
                     await self._send(
-                        self.transitions, key=key_bytes, value=encode_json(applied.transition)
+                        self.settings.transitions_topic,
+                        key=key_bytes,
+                        value=encode_json(applied.transition),
                     )
                 await self._send_snapshot(key_bytes, applied.snapshot)
 
@@ -131,9 +132,9 @@ class SessionProcessor:
         stored = self.table.data.get(verdict.integration_id)
         if stored is None:
             return
-        state, released = apply_verdict(decode_state(stored), verdict)
+        state, released = apply_verdict(decode_stored(stored), verdict)
         self.metrics.verdicts_applied += 1
-        self.table[verdict.integration_id] = encode_state(state)
+        self.table[verdict.integration_id] = encode_stored(state)
         if released is not None:
             await self._send_snapshot(verdict.integration_id.encode(), released)
 
@@ -143,18 +144,18 @@ class SessionProcessor:
             self.metrics.snapshots_held += 1
             return
         self.metrics.snapshots_sent += 1
-        await self._send(self.snapshots, key=key, value=encode_json(snapshot))
+        await self._send(self.settings.output_topic, key=key, value=encode_json(snapshot))
 
-    async def _reject(self, rejected: Rejected, raw: bytes, message: Any) -> None:
+    async def _reject(self, rejected: Rejected, raw: bytes, message: Message) -> None:
         self.metrics.rejected[rejected.code] += 1
         source = _original_source(message)
         record = build_rejection(rejected, raw, source, rejected_at=datetime.now(UTC))
         # The dead-letter record keeps the key the event arrived with (null for re-keyed ones).
         key = message.key if source.topic == message.topic else None
-        await self._send(self.dead_letters, key=key, value=encode_json(record))
+        await self._send(self.settings.dlq_topic, key=key, value=encode_json(record))
 
 
-def _source_headers(message: Any) -> list[tuple[str, bytes]]:
+def _source_headers(message: Message) -> Headers:
     return [
         ("source-topic", message.topic.encode()),
         ("source-partition", str(message.partition).encode()),
@@ -162,7 +163,7 @@ def _source_headers(message: Any) -> list[tuple[str, bytes]]:
     ]
 
 
-def _original_source(message: Any) -> RejectionSource:
+def _original_source(message: Message) -> RejectionSource:
     headers = dict(message.headers or ())
     if all(name in headers for name in SOURCE_HEADERS):
         # A re-keyed event: report where the user's producer put it, and its null key.

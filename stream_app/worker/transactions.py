@@ -1,45 +1,13 @@
 """Crash-safe commits: each commit covers whole events, and every record they produced.
 
-Exactly-once sends. Faust's stock TransactionManager picks the transactional producer from the
-*destination* partition of each record (``{app_id}-{topic group}-{partition}``). That is only
-right when the destination is a changelog of the source partition. For our output topics it
-either finds no group for the topic (they are not consumed, so Faust sends them outside any
-transaction, which duplicates them after a crash) or, for a record routed to another agent's
-topic (claims and verdicts), picks a producer of a partition this worker may not even own.
-Kafka's exactly-once model wants the outputs of an input record in the same transaction as that
-record's offset commit, so we pick the producer from the event being processed.
+- `SourcePartitionTransactionManager` sends every record of an event through the transactional
+  producer of the event's source partition, and commits exactly the offsets the checkpoint
+  recorded, after draining Faust's producer buffer;
+- `Checkpoint` holds the offsets of the events handled since the last commit, and the lock that
+  agents hold while handling one event and the commit holds while it runs.
 
-Whole events per commit (both guarantees). Faust commits from a timer task that runs whenever
-an agent awaits, so a commit could land in the middle of an event: the records the event sent so
-far would be committed with the offsets of the events before it, the rest in the next
-transaction. After a crash in between, the event is consumed again: its dead-letter record or
-re-keyed copy comes out twice, and a table write that made it into the first transaction makes
-the event look applied (a duplicate eventId), so its remaining outputs are lost. Likewise the
-offsets Faust hands to a commit are computed before the commit flushes, while agents keep
-running, so records of later events can join a transaction that does not carry their offsets.
-`ProcessingGuard` closes both gaps: agents handle each event (up to its ack) holding the guard,
-and the consumer's commit (offsets chosen, records flushed, transaction committed) holds it too.
-
-Which offsets. Faust commits the offsets its streams acked, and its streams also ack events
-they skip without handling them: while flow control is suspended (rebalance, shutdown) or when an
-event was fetched in an earlier generation (faust/streams.py, `_py_aiter`). Those acks reach the
-next commit, which then marks events done that were never handled. And on a rebalance the
-consumer forgets its acked offsets before the revocation's commit runs
-(`Consumer.on_partitions_revoked` pops `_acked` first, then calls the app's handler, whose
-`wait_empty` commit then has nothing to commit), so the open transaction keeps the records of
-the events handled since the last commit without their offsets; the worker then seeks back,
-handles those events again and the same transaction gets their dead letters twice. So the
-commit here does not use Faust's acks at all: the guard records, per partition, the offset after
-the last event it handled, and the commit sends exactly those offsets (then lets Faust trim its
-own bookkeeping).
-
-Table writes. A table assignment does not send its changelog record: Faust queues it on the
-producer's buffer, which a background task drains. `ProducerBuffer.flush` is not a barrier: it
-gives up after 0.1 s without progress and does not wait for the record the drain task is
-sending, so a commit could carry an event's offset while its changelog record joins the next
-transaction, which a crash aborts - the state change is lost while its event is marked done.
-Before every commit we queue a barrier behind the pending records and wait until the drain task
-reaches it: FIFO order means every earlier record has been handed to its producer by then.
+Why Faust's own machinery is replaced here: docs/design.md, "Where the worker replaces Faust's
+machinery" (items 1 and 3 to 6).
 """
 
 from __future__ import annotations
@@ -65,8 +33,8 @@ EXIT_EVENT_FAILED = 70
 BUFFER_DRAIN_TIMEOUT = 120.0
 
 
-class ProcessingGuard:
-    """Mutual exclusion between handling one event (up to its ack) and committing."""
+class Checkpoint:
+    """The offsets of handled events, and the lock that keeps commits between whole events."""
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
@@ -80,13 +48,13 @@ class ProcessingGuard:
         self.pending: dict[TP, int] = {}
 
     @classmethod
-    def of(cls, app: Any) -> ProcessingGuard:
-        """The app's guard (one per app, created on first use)."""
-        guard: ProcessingGuard | None = getattr(app, "_stream_app_processing_guard", None)
-        if guard is None:
-            guard = cls()
-            app._stream_app_processing_guard = guard
-        return guard
+    def of(cls, app: Any) -> Checkpoint:
+        """The app's checkpoint (one per app, created on first use)."""
+        checkpoint: Checkpoint | None = getattr(app, "_stream_app_checkpoint", None)
+        if checkpoint is None:
+            checkpoint = cls()
+            app._stream_app_checkpoint = checkpoint
+        return checkpoint
 
     async def handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` (the handling of `event`) and ack the event, with no commit in between.
@@ -150,7 +118,7 @@ class SourcePartitionTransactionManager(TransactionManager):
 
     def __init__(self, transport: Any, *, consumer: Any, producer: Any, **kwargs: Any) -> None:
         super().__init__(transport, consumer=consumer, producer=producer, **kwargs)
-        self.guard = ProcessingGuard.of(self.app)
+        self.checkpoint = Checkpoint.of(self.app)
         # Faust's timer, its wait_empty and its commit_every all call consumer.commit().
         consumer.commit = self.commit_handled
 
@@ -162,33 +130,33 @@ class SourcePartitionTransactionManager(TransactionManager):
         this is the last commit: afterwards nothing is handled or committed any more, and if all
         went well the local tables are declared clean (local_state.py).
         """
-        guard, consumer, app = self.guard, self.consumer, self.app
-        async with guard.lock:
-            if guard.closed:
+        checkpoint, consumer, app = self.checkpoint, self.consumer, self.app
+        async with checkpoint.lock:
+            if checkpoint.closed:
                 return False
             final = start_new_transaction is False and (app.should_stop or consumer.should_stop)
             try:
                 committed = await self._commit_pending(start_new_transaction)
             except BaseException:
-                guard.failed = True
+                checkpoint.failed = True
                 raise
             if final:
-                guard.closed = True
-                if not (guard.failed or consumer.crashed or app.crashed):
-                    for callback in guard.on_clean_stop:
+                checkpoint.closed = True
+                if not (checkpoint.failed or consumer.crashed or app.crashed):
+                    for callback in checkpoint.on_clean_stop:
                         callback()
             return committed
 
     async def _commit_pending(self, start_new_transaction: bool) -> bool:
-        guard, app = self.guard, self.app
+        checkpoint, app = self.checkpoint, self.app
         consumer: Any = self.consumer  # faust's Consumer: its private bookkeeping is used
         await drain_producer_buffer(app)
         assignment = consumer.assignment()
-        for tp in [tp for tp in guard.pending if tp not in assignment]:
+        for tp in [tp for tp in checkpoint.pending if tp not in assignment]:
             # Revoked since: its events were committed at the revocation, or will be handled
             # again by the new owner.
-            del guard.pending[tp]
-        offsets = dict(guard.pending)
+            del checkpoint.pending[tp]
+        offsets = dict(checkpoint.pending)
         if not offsets:
             return False
         if app.in_transaction:
@@ -197,11 +165,11 @@ class SourcePartitionTransactionManager(TransactionManager):
             await app.producer.flush()
             committed = bool(await consumer._commit(offsets))
         if not committed:
-            guard.failed = True
+            checkpoint.failed = True
             return False
         for tp, offset in offsets.items():
-            if guard.pending.get(tp) == offset:
-                del guard.pending[tp]
+            if checkpoint.pending.get(tp) == offset:
+                del checkpoint.pending[tp]
         consumer._committed_offset.update(offsets)
         app.tables.on_commit(offsets)
         # Let Faust drop the acks (and offset gaps) it keeps for these partitions.
@@ -267,7 +235,7 @@ class SourcePartitionTransactionManager(TransactionManager):
         )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Commit every partition's transaction with its offsets, all at once (under the guard).
+        """Commit every partition's transaction with its offsets, all at once (checkpoint held).
 
         Faust commits the transactions one after the other (`Producer.commit_transactions`),
         each a few round trips, while no event may be handled; they belong to independent

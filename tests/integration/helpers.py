@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stream_app.tools.kafka_io import produce_all, read_all
-from stream_app.tools.worker_process import WorkerProcess
+from dev.harness.kafka import produce_all, read_all
+from dev.harness.metrics import WorkerMetrics
+from dev.harness.settle import wait_until
+from dev.harness.workers import WorkerProcess
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -50,30 +50,15 @@ async def send(bootstrap: str, topic: str, records: list[tuple[str | bytes | Non
 
 async def read_json(bootstrap: str, topic: str) -> list[tuple[str | None, dict[str, Any]]]:
     """Every committed record of a topic as (key, decoded JSON value)."""
-    records = await read_all(bootstrap, topic, idle_seconds=1.0)
+    records = await read_all(bootstrap, topic)
     return [(None if r.key is None else r.key.decode(), json.loads(r.value)) for r in records]
 
 
-def metric(worker: WorkerProcess, name: str) -> float:
-    """The value of one sample line of GET /metrics (name with labels, if any)."""
-    status, body = worker.get("/metrics")
-    assert status == 200
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-async def wait_until(
-    condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition"
-) -> None:
-    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+def metrics(worker: WorkerProcess) -> WorkerMetrics:
+    """The worker's GET /metrics, parsed (fails the test when it does not answer)."""
+    found = worker.metrics()
+    assert found is not None, "GET /metrics did not answer 200"
+    return found
 
 
 async def read_until(
@@ -83,11 +68,12 @@ async def read_until(
     timeout: float = 60.0,
 ) -> list[tuple[str | None, dict[str, Any]]]:
     """Re-read a topic until `done(records)` holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
     records: list[tuple[str | None, dict[str, Any]]] = []
-    while time.monotonic() < deadline:
+
+    async def read() -> bool:
+        nonlocal records
         records = await read_json(bootstrap, topic)
-        if done(records):
-            return records
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out reading {topic}; last read {len(records)} records")
+        return done(records)
+
+    await wait_until(read, timeout=timeout, interval=0.5, what=f"records on {topic}")
+    return records

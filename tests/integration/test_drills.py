@@ -1,7 +1,7 @@
 """The failure drills, small: kill -9, state wiped, poison flood (docs/drills.md).
 
 Each runs real `stream-app worker` processes on the broker and checks every output record
-against a replay of the input through the domain core (stream_app/drills/verify.py). The full
+against a replay of the input through the domain core (dev/drills/verify.py). The full
 drills, with the failover and broker-restart ones, are `make drill`. The first tests check that
 those checks catch what they claim to, on outputs built from the replay and then damaged.
 """
@@ -15,6 +15,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from dev.drills.__main__ import QUICK, WORKER_ENV, render
+from dev.drills.drill import DrillOptions
+from dev.drills.expect import Expectation, expect
+from dev.drills.scenarios import kill9, poison_flood, state_wiped
+from dev.drills.verify import check_outputs
+from dev.harness.replay import InputRecord
+from dev.harness.workload import generate_workload
 from stream_app.domain import (
     RejectionSource,
     build_rejection,
@@ -23,12 +30,6 @@ from stream_app.domain import (
     encode_json,
 )
 from stream_app.domain.outcomes import Rejected
-from stream_app.drills.__main__ import QUICK, WORKER_ENV, render
-from stream_app.drills.harness import DrillOptions
-from stream_app.drills.replay import Expectation, InputRecord, replay
-from stream_app.drills.scenarios import kill9, poison_flood, state_wiped
-from stream_app.drills.verify import check_outputs
-from stream_app.workload import generate_workload
 
 pytestmark = pytest.mark.integration
 
@@ -72,12 +73,9 @@ def _perfect_outputs(expectation: Expectation) -> tuple[list[_Record], ...]:
 @pytest.fixture(scope="module")
 def expectation() -> Expectation:
     """A replayed workload of 400 records over 30 sessions, all on one partition."""
-    records = [
-        InputRecord("in", 0, offset, key.encode() if isinstance(key, str) else key, value)
-        for offset, (key, value) in enumerate(generate_workload(5, 30, 400))
-    ]
+    records = InputRecord.numbered(generate_workload(5, 30, 400), topic="in")
     assert any(isinstance(decode_event(r.value), Rejected) for r in records)
-    return replay(records)
+    return expect(records)
 
 
 def test_checks_pass_on_what_a_correct_worker_emits(expectation: Expectation) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from stream_app.tools.kafka_io import read_all
-from stream_app.tools.worker_process import WorkerProcess
+from dev.harness.kafka import read_all
+from dev.harness.workers import WorkerProcess
 from tests.integration.helpers import event, read_until, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -23,7 +23,7 @@ async def test_exactly_one_first_session_per_profile_across_partitions(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
     worker = start_worker(partitions=4)
-    config = worker.config
+    settings = worker.settings
     records: list[tuple[str | None, bytes]] = []
     expected_final: dict[str, int] = {}
     # Round-robin over profiles so claims of one profile interleave with the others'.
@@ -47,14 +47,14 @@ async def test_exactly_one_first_session_per_profile_across_partitions(
     expected_final["other-app"] = 1
     anonymous = [("anon", event("a1", "anon", session={"profileId": ""}))]
     expected_final["anon"] = 1
-    await send(bootstrap, config.input_topic, records + anonymous)
+    await send(bootstrap, settings.input_topic, records + anonymous)
 
     def complete(rs: list[tuple[str | None, dict[str, object]]]) -> bool:
         latest = {k: v["updateCount"] for k, v in rs}
         return all(latest.get(sid) == count for sid, count in expected_final.items())
 
-    await read_until(bootstrap, config.output_topic, complete, timeout=90)
-    raw = await read_all(bootstrap, config.output_topic, idle_seconds=1.0)
+    await read_until(bootstrap, settings.output_topic, complete, timeout=90)
+    raw = await read_all(bootstrap, settings.output_topic)
     history: dict[str, list[dict[str, object]]] = defaultdict(list)
     partitions: dict[str, set[int]] = defaultdict(set)
     for record in raw:

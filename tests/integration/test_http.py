@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from stream_app.tools.worker_process import WorkerProcess
-from tests.integration.helpers import event, metric, send, wait_until
+from dev.harness.settle import wait_until
+from dev.harness.workers import WorkerProcess
+from tests.integration.helpers import event, metrics, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -24,31 +25,31 @@ async def test_health_metrics_and_sessions_over_http(
         text = response.read().decode()
     assert "# TYPE stream_app_events_consumed_total counter" in text
     assert "# TYPE stream_app_processing_seconds histogram" in text
-    consumed_before = metric(worker, "stream_app_events_consumed_total")
+    consumed_before = metrics(worker).value("stream_app_events_consumed_total")
 
     status, body = worker.get("/sessions/h-1")
     assert status == 404
     assert "h-1" in json.loads(body)["error"]
 
     cart = [{"sku": "A", "quantity": 1, "price": 3.0}]
-    await send(bootstrap, worker.config.input_topic, [
+    await send(bootstrap, worker.settings.input_topic, [
         ("h-1", event("h1", "h-1", session={"cartItems": cart})),
         ("h-1", event("h2", "h-1", session={"state": "closed"})),
         ("h-1", event("h2", "h-1", session={"state": "closed"})),
         ("h-1", b"{broken"),
     ])  # fmt: skip
     await wait_until(
-        lambda: metric(worker, "stream_app_events_consumed_total") >= consumed_before + 4,
+        lambda: metrics(worker).value("stream_app_events_consumed_total") >= consumed_before + 4,
         what="four events consumed",
     )
-    assert metric(worker, "stream_app_events_applied_total") == 2
-    assert metric(worker, "stream_app_events_duplicate_total") == 1
-    assert metric(worker, 'stream_app_events_rejected_total{code="malformed_json"}') == 1
-    assert metric(worker, 'stream_app_transitions_total{to="open"}') == 1
-    assert metric(worker, 'stream_app_transitions_total{to="closed"}') == 1
-    assert metric(worker, "stream_app_snapshots_sent_total") == 2
-    assert metric(worker, "stream_app_processing_seconds_count") >= 4
-    assert metric(worker, 'stream_app_processing_seconds_bucket{le="+Inf"}') >= 4
+    assert metrics(worker).value("stream_app_events_applied_total") == 2
+    assert metrics(worker).value("stream_app_events_duplicate_total") == 1
+    assert metrics(worker).value("stream_app_events_rejected_total", code="malformed_json") == 1
+    assert metrics(worker).value("stream_app_transitions_total", to="open") == 1
+    assert metrics(worker).value("stream_app_transitions_total", to="closed") == 1
+    assert metrics(worker).value("stream_app_snapshots_sent_total") == 2
+    assert metrics(worker).value("stream_app_processing_seconds_count") >= 4
+    assert metrics(worker).value("stream_app_processing_seconds_bucket", le="+Inf") >= 4
 
     status, body = worker.get("/sessions/h-1")
     assert status == 200

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stream_app.tools.worker_process import WorkerProcess
+from dev.harness.workers import WorkerProcess
 from tests.integration.helpers import lifecycle_lines, read_json, read_until, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -43,15 +43,15 @@ async def test_lifecycle_example_through_kafka(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
     worker = start_worker(partitions=4)
-    config = worker.config
+    settings = worker.settings
     lines = lifecycle_lines()
-    await send(bootstrap, config.input_topic, [(KEY, line) for line in lines])
+    await send(bootstrap, settings.input_topic, [(KEY, line) for line in lines])
 
     snapshots = await read_until(
-        bootstrap, config.output_topic, lambda rs: any(v["updateCount"] == 5 for _, v in rs)
+        bootstrap, settings.output_topic, lambda rs: any(v["updateCount"] == 5 for _, v in rs)
     )
-    transitions = await read_until(bootstrap, config.transitions_topic, lambda rs: len(rs) >= 4)
-    dead = await read_until(bootstrap, config.dlq_topic, lambda rs: len(rs) >= 1)
+    transitions = await read_until(bootstrap, settings.transitions_topic, lambda rs: len(rs) >= 4)
+    dead = await read_until(bootstrap, settings.dlq_topic, lambda rs: len(rs) >= 1)
 
     # Snapshots: one per applied event, except those held back while customer-7's
     # firstSession verdict was pending; never one for the duplicate or the rejected event.
@@ -96,7 +96,7 @@ async def test_lifecycle_example_through_kafka(
     assert rejection["event"] == lines[4].decode()
     assert json.loads(rejection["event"])["eventId"] == "e4"
     assert rejection["eventEncoding"] == "utf-8"
-    assert rejection["source"]["topic"] == config.input_topic
+    assert rejection["source"]["topic"] == settings.input_topic
     assert rejection["source"]["offset"] == 4
     assert rejection["source"]["key"] == KEY
     rejected_at = datetime.fromisoformat(rejection["rejectedAt"])
@@ -109,4 +109,4 @@ async def test_lifecycle_example_through_kafka(
     assert json.loads(body) == final
 
     # Nothing more arrives later (the duplicate e2 stays skipped).
-    assert len(await read_json(bootstrap, config.transitions_topic)) == 4
+    assert len(await read_json(bootstrap, settings.transitions_topic)) == 4

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stream_app.tools.kafka_io import read_all
-from stream_app.tools.worker_process import WorkerProcess
-from tests.integration.helpers import event, metric, read_json, read_until, send, wait_until
+from dev.harness.kafka import read_all
+from dev.harness.settle import wait_until
+from dev.harness.workers import WorkerProcess
+from tests.integration.helpers import event, metrics, read_json, read_until, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -22,7 +23,7 @@ async def test_every_rejection_code_lands_on_the_dead_letter_topic(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
     worker = start_worker(partitions=1)
-    topic = worker.config.input_topic
+    topic = worker.settings.input_topic
     invalid_utf8 = b'{"eventId": "\xff\xfe"}'
     # (key, value, expected code, a path the message must name or None)
     cases: list[tuple[str | None, bytes, str, str | None]] = [
@@ -53,7 +54,9 @@ async def test_every_rejection_code_lands_on_the_dead_letter_topic(
     await send(bootstrap, topic, [(key, value) for key, value, _, _ in cases])
     expected = [(offset, case) for offset, case in enumerate(cases) if case[2] is not None]
 
-    dead = await read_until(bootstrap, worker.config.dlq_topic, lambda rs: len(rs) >= len(expected))
+    dead = await read_until(
+        bootstrap, worker.settings.dlq_topic, lambda rs: len(rs) >= len(expected)
+    )
     assert len(dead) == len(expected)
     now = datetime.now(UTC)
     for (key, rejection), (offset, (sent_key, value, code, path)) in zip(
@@ -80,17 +83,19 @@ async def test_every_rejection_code_lands_on_the_dead_letter_topic(
         assert abs(now - datetime.fromisoformat(rejection["rejectedAt"])) < timedelta(minutes=5)
 
     await wait_until(
-        lambda: metric(worker, 'stream_app_events_rejected_total{code="invalid_return"}') == 1,
+        lambda: (
+            metrics(worker).value("stream_app_events_rejected_total", code="invalid_return") == 1
+        ),
         what="rejection metrics",
     )
     for code in {c for _, _, c, _ in cases if c is not None}:
         expected_n = sum(1 for _, _, c, _ in cases if c == code)
-        assert metric(worker, f'stream_app_events_rejected_total{{code="{code}"}}') == expected_n
+        assert metrics(worker).value("stream_app_events_rejected_total", code=code) == expected_n
 
     # The worker kept running: a good event after all of that is applied.
     await send(bootstrap, topic, [("s-after", event("ok", "s-after"))])
     snapshots = await read_until(
-        bootstrap, worker.config.output_topic,
+        bootstrap, worker.settings.output_topic,
         lambda rs: any(k == "s-after" for k, _ in rs),
     )  # fmt: skip
     # Rejected events changed nothing: s-locked and s-return are still at updateCount 1.
@@ -106,48 +111,50 @@ async def test_duplicate_event_ids_produce_nothing(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
     worker = start_worker(partitions=2)
-    config = worker.config
+    settings = worker.settings
     first = event("d1", "s-dup", session={"cartItems": CART})
     second = event("d2", "s-dup", session={"coupon": "C1"})
     # The duplicate of d1 carries a different body: the eventId alone decides.
     replayed = event("d1", "s-dup", session={"coupon": "IGNORED"})
-    await send(bootstrap, config.input_topic, [("s-dup", first), ("s-dup", second)] * 3)
-    await send(bootstrap, config.input_topic, [("s-dup", replayed), ("s-end", event("e", "s-end"))])
+    await send(bootstrap, settings.input_topic, [("s-dup", first), ("s-dup", second)] * 3)
+    await send(
+        bootstrap, settings.input_topic, [("s-dup", replayed), ("s-end", event("e", "s-end"))]
+    )
 
     snapshots = await read_until(
-        bootstrap, config.output_topic, lambda rs: any(k == "s-end" for k, _ in rs)
+        bootstrap, settings.output_topic, lambda rs: any(k == "s-end" for k, _ in rs)
     )
     mine = [value for key, value in snapshots if key == "s-dup"]
     assert [s["updateCount"] for s in mine] == [1, 2]
     assert mine[-1]["coupon"] == "C1"
-    transitions = [t for k, t in await read_json(bootstrap, config.transitions_topic)
+    transitions = [t for k, t in await read_json(bootstrap, settings.transitions_topic)
                    if k == "s-dup"]  # fmt: skip
     assert len(transitions) == 1
-    assert await read_json(bootstrap, config.dlq_topic) == []
-    assert metric(worker, "stream_app_events_duplicate_total") == 5
+    assert await read_json(bootstrap, settings.dlq_topic) == []
+    assert metrics(worker).value("stream_app_events_duplicate_total") == 5
 
 
 async def test_event_without_key_is_applied_on_its_session_partition(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
     worker = start_worker(partitions=4)
-    config = worker.config
+    settings = worker.settings
     # Null-keyed records land on any partition, so Kafka gives no order between them and
     # the session's keyed records: each step waits for the previous one here.
-    await send(bootstrap, config.input_topic, [(None, event("n1", "s-nokey", session={
+    await send(bootstrap, settings.input_topic, [(None, event("n1", "s-nokey", session={
         "cartItems": CART}))])  # fmt: skip
-    await read_until(bootstrap, config.output_topic, lambda rs: len(rs) == 1)
+    await read_until(bootstrap, settings.output_topic, lambda rs: len(rs) == 1)
     # A null-keyed copy of n1 (a duplicate whichever way it is ordered) and a keyed n2.
-    await send(bootstrap, config.input_topic, [(None, event("n1", "s-nokey")), ("s-nokey", event(
+    await send(bootstrap, settings.input_topic, [(None, event("n1", "s-nokey")), ("s-nokey", event(
         "n2", "s-nokey", session={"state": "closed"}))])  # fmt: skip
-    snapshots = await read_until(bootstrap, config.output_topic, lambda rs: len(rs) == 2)
-    await send(bootstrap, config.input_topic, [(None, event("n3", "s-nokey", session={
+    snapshots = await read_until(bootstrap, settings.output_topic, lambda rs: len(rs) == 2)
+    await send(bootstrap, settings.input_topic, [(None, event("n3", "s-nokey", session={
         "coupon": "LATE"}))])  # fmt: skip
-    dead = await read_until(bootstrap, config.dlq_topic, lambda rs: len(rs) >= 1)
+    dead = await read_until(bootstrap, settings.dlq_topic, lambda rs: len(rs) >= 1)
 
     # Both keyed and re-keyed events of the session were applied to the same state,
     # on the partition its key hashes to, and the null-keyed duplicate was skipped.
-    records = await read_all(bootstrap, config.output_topic, idle_seconds=1.0)
+    records = await read_all(bootstrap, settings.output_topic)
     assert [json.loads(r.value)["updateCount"] for r in records] == [1, 2]
     assert len({r.partition for r in records}) == 1
     assert snapshots[-1][1]["state"] == "closed"
@@ -156,7 +163,7 @@ async def test_event_without_key_is_applied_on_its_session_partition(
     key, rejection = dead[0]
     assert key is None
     assert rejection["error"]["code"] == "session_locked"
-    assert rejection["source"]["topic"] == config.input_topic
+    assert rejection["source"]["topic"] == settings.input_topic
     assert rejection["source"]["key"] is None
     assert json.loads(rejection["event"])["eventId"] == "n3"
     status, body = worker.get("/sessions/s-nokey")

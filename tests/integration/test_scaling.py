@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from stream_app.tools.worker_process import WorkerProcess
-from stream_app.workload import generate_workload
-from tests.integration.helpers import event, read_json, read_until, send, wait_until
+from dev.harness.settle import scrape, settle, wait_until
+from dev.harness.workers import WorkerProcess
+from dev.harness.workload import generate_workload
+from tests.integration.helpers import event, read_json, read_until, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -23,18 +24,6 @@ def without_first_session(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in snapshot.items() if k != "firstSession"}
 
 
-def _metric_total(*workers: WorkerProcess) -> float:
-    total = 0.0
-    for worker in workers:
-        status, body = worker.get("/metrics")
-        if status != 200:
-            continue
-        for line in body.decode().splitlines():
-            if line.startswith("stream_app_events_consumed_total "):
-                total += float(line.split()[1])
-    return total
-
-
 async def test_two_workers_reach_the_same_state_as_one(
     start_worker: Callable[..., WorkerProcess], bootstrap: str
 ) -> None:
@@ -42,24 +31,22 @@ async def test_two_workers_reach_the_same_state_as_one(
     sessions = {key for key, _ in records if key is not None}
 
     single = start_worker(partitions=4)
-    await send(bootstrap, single.config.input_topic, records)
-    await wait_until(lambda: _metric_total(single) >= EVENTS, timeout=120, what="single worker")
+    await send(bootstrap, single.settings.input_topic, records)
+    await settle(single, records=EVENTS, timeout=120)
 
     first = start_worker(partitions=4, prefix="pair")
-    second = start_worker(config=first.config)
+    second = start_worker(settings=first.settings)
     await wait_until(
         lambda: first.health() == 200 and second.health() == 200, what="both workers healthy"
     )
-    await send(bootstrap, first.config.input_topic, records)
-    await wait_until(
-        lambda: _metric_total(first, second) >= EVENTS, timeout=120, what="pair consumed all"
-    )
+    await send(bootstrap, first.settings.input_topic, records)
+    await settle(first, second, records=EVENTS, timeout=120)
     # Both workers did part of the work.
-    assert _metric_total(first) > 0
-    assert _metric_total(second) > 0
+    assert (await scrape(first)).events_consumed > 0
+    assert (await scrape(second)).events_consumed > 0
 
-    one = await _settled(bootstrap, single.config.output_topic)
-    two = await _settled(bootstrap, first.config.output_topic)
+    one = await _settled(bootstrap, single.settings.output_topic)
+    two = await _settled(bootstrap, first.settings.output_topic)
     assert set(one) == set(two)
     assert set(one) <= sessions
     assert len(one) > SESSIONS * 0.9
@@ -74,7 +61,7 @@ async def test_two_workers_reach_the_same_state_as_one(
     for sid in sorted(two)[:40]:
         for worker in (first, second):
             status, body = worker.get(f"/sessions/{sid}")
-            assert status == 200, (sid, worker.config.web_port, body)
+            assert status == 200, (sid, worker.settings.web_port, body)
             assert json.loads(body) == two[sid]
     status, body = first.get("/sessions/no-such-session")
     assert status == 404
@@ -96,30 +83,30 @@ async def test_restart_keeps_state_and_empty_data_dir_restores_from_changelog(
 ) -> None:
     cart = [{"sku": "A", "quantity": 3, "price": 2.5}]
     worker = start_worker(partitions=4)
-    config = worker.config
+    settings = worker.settings
     first_batch = [(f"r-{n}", event(f"r-{n}-1", f"r-{n}", session={"cartItems": cart}))
                    for n in range(50)]  # fmt: skip
-    await send(bootstrap, config.input_topic, first_batch)
-    await read_until(bootstrap, config.output_topic, lambda rs: len(rs) >= 50)
+    await send(bootstrap, settings.input_topic, first_batch)
+    await read_until(bootstrap, settings.output_topic, lambda rs: len(rs) >= 50)
     before = {sid: worker.get(f"/sessions/{sid}") for sid, _ in first_batch}
     assert all(status == 200 for status, _ in before.values())
     worker.stop()
 
     # Same data directory: the worker comes back with its state.
-    restarted = start_worker(config=config, data_dir=config.data_dir)
+    restarted = start_worker(settings=settings, data_dir=settings.data_dir)
     for sid, (_, body) in before.items():
         assert restarted.get(f"/sessions/{sid}") == (200, body)
     # Replayed eventIds are still known, new ones apply on top.
     second_batch = [(f"r-{n}", event(f"r-{n}-1", f"r-{n}")) for n in range(50)]
     second_batch += [(f"r-{n}", event(f"r-{n}-2", f"r-{n}", session={"state": "closed"}))
                      for n in range(50)]  # fmt: skip
-    await send(bootstrap, config.input_topic, second_batch)
-    await read_until(bootstrap, config.output_topic, lambda rs: len(rs) >= 100)
+    await send(bootstrap, settings.input_topic, second_batch)
+    await read_until(bootstrap, settings.output_topic, lambda rs: len(rs) >= 100)
     restarted.stop()
 
     # Empty data directory: everything comes back from the changelog topic.
-    restored = start_worker(config=config)
-    assert restored.config.data_dir != config.data_dir
+    restored = start_worker(settings=settings)
+    assert restored.settings.data_dir != settings.data_dir
     for sid, _ in first_batch:
         status, body = restored.get(f"/sessions/{sid}")
         assert status == 200
@@ -127,11 +114,11 @@ async def test_restart_keeps_state_and_empty_data_dir_restores_from_changelog(
         assert snapshot["state"] == "closed"
         assert snapshot["updateCount"] == 2
     # The restored state still remembers applied eventIds.
-    await send(bootstrap, config.input_topic, [("r-0", event("r-0-2", "r-0")),
+    await send(bootstrap, settings.input_topic, [("r-0", event("r-0-2", "r-0")),
                                                ("r-0", event("r-0-3", "r-0", session={
                                                    "state": "cancelled"}))])  # fmt: skip
     records = await read_until(
-        bootstrap, config.output_topic, lambda rs: any(v["state"] == "cancelled" for _, v in rs)
+        bootstrap, settings.output_topic, lambda rs: any(v["state"] == "cancelled" for _, v in rs)
     )
     r0 = [v["updateCount"] for k, v in records if k == "r-0"]
     assert r0 == [1, 2, 3]

@@ -9,23 +9,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stream_app.settings import Settings
+from dev.harness.workers import settings_for
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, TopicLayoutError, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-def settings_for(bootstrap: str, prefix: str, partitions: int = 5) -> Settings:
-    return Settings.from_env({
-        "STREAM_APP_BROKER": bootstrap,
-        "STREAM_APP_ID": prefix,
-        "STREAM_APP_INPUT_TOPIC": f"{prefix}-in",
-        "STREAM_APP_OUTPUT_TOPIC": f"{prefix}-out",
-        "STREAM_APP_TRANSITIONS_TOPIC": f"{prefix}-tr",
-        "STREAM_APP_DLQ_TOPIC": f"{prefix}-dlq",
-        "STREAM_APP_PARTITIONS": str(partitions),
-        "STREAM_APP_DATA_DIR": str(Path("unused")),
-    })  # fmt: skip
 
 
 async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str]]:
@@ -57,7 +44,7 @@ async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str
 async def test_missing_topics_are_created_with_partitions_and_cleanup_policy(
     bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
-    settings = settings_for(bootstrap, unique_name("topics"), partitions=5)
+    settings = settings_for(bootstrap, unique_name("topics"), Path("unused"), partitions=5)
     assert await ensure_topics(settings) == 5
     # A second start finds everything in place and changes nothing.
     assert await ensure_topics(settings) == 5
@@ -79,7 +66,7 @@ async def test_existing_input_topic_is_used_as_it_is(
     unique_name: Callable[[str], str],
     create_topic: Callable[..., Awaitable[str]],
 ) -> None:
-    settings = settings_for(bootstrap, unique_name("existing"), partitions=8)
+    settings = settings_for(bootstrap, unique_name("existing"), Path("unused"), partitions=8)
     await create_topic(settings.input_topic, partitions=3)
     # The input's 3 partitions win over STREAM_APP_PARTITIONS, for every keyed topic.
     assert await ensure_topics(settings) == 3
@@ -93,7 +80,7 @@ async def test_internal_topics_that_cannot_be_co_partitioned_are_refused(
     unique_name: Callable[[str], str],
     create_topic: Callable[..., Awaitable[str]],
 ) -> None:
-    settings = settings_for(bootstrap, unique_name("mismatch"), partitions=4)
+    settings = settings_for(bootstrap, unique_name("mismatch"), Path("unused"), partitions=4)
     await create_topic(settings.verdicts_topic, partitions=2)
     with pytest.raises(TopicLayoutError, match="must have 4 partitions"):
         await ensure_topics(settings)

@@ -11,8 +11,8 @@ from stream_app.domain import (
     Applied,
     Event,
     Rejected,
-    SessionState,
     Skipped,
+    StoredSession,
     apply_event,
     decode_event,
 )
@@ -66,17 +66,17 @@ def decoded(event: dict[str, Any]) -> Event:
 
 
 def apply_all(
-    events: Iterable[dict[str, Any]], state: SessionState | None = None
-) -> SessionState | None:
+    events: Iterable[dict[str, Any]], state: StoredSession | None = None
+) -> StoredSession | None:
     """Apply events that must all apply; returns the final state."""
     for event in events:
         result = apply_event(state, decoded(event), None)
         assert isinstance(result, Applied), result
-        state = result.state
+        state = result.stored
     return state
 
 
-def outcome(state: SessionState | None, event: dict[str, Any], key: str | None = None) -> Any:
+def outcome(state: StoredSession | None, event: dict[str, Any], key: str | None = None) -> Any:
     """Decode then apply one event: Applied, Skipped or Rejected."""
     result = decode_event(raw(event))
     if isinstance(result, Rejected):

@@ -8,13 +8,13 @@ from stream_app.domain import (
     Applied,
     ProfileClaim,
     ProfileVerdict,
-    SessionState,
+    StoredSession,
     apply_verdict,
     decide_claim,
     decode_claim,
     decode_verdict,
     encode_claim,
-    encode_state,
+    encode_stored,
     encode_verdict,
     is_held,
     profile_key,
@@ -24,7 +24,7 @@ from stream_app.domain import (
 from .builders import CART, outcome, update
 
 
-def _apply(state: SessionState | None, event: dict[str, Any]) -> Applied:
+def _apply(state: StoredSession | None, event: dict[str, Any]) -> Applied:
     result = outcome(state, event)
     assert isinstance(result, Applied), result
     return result
@@ -47,9 +47,9 @@ def test_a_session_created_with_a_profile_is_held_until_its_verdict() -> None:
     result = _apply(None, update("e1", profile_id="p1"))
     assert result.snapshot is None
     assert result.claim == ProfileClaim(application_id=322, profile_id="p1", integration_id="S1")
-    assert is_held(result.state)
-    assert published_snapshot(result.state) is None
-    state, released = apply_verdict(result.state, _verdict("p1", False))
+    assert is_held(result.stored)
+    assert published_snapshot(result.stored) is None
+    state, released = apply_verdict(result.stored, _verdict("p1", False))
     assert released is not None
     assert released.first_session is False
     assert released.update_count == 1
@@ -59,13 +59,13 @@ def test_a_session_created_with_a_profile_is_held_until_its_verdict() -> None:
 
 def test_while_held_the_last_emitted_snapshot_stays_published() -> None:
     first = _apply(None, update("e1"))
-    held = _apply(first.state, update("e2", profile_id="p1"))
+    held = _apply(first.stored, update("e2", profile_id="p1"))
     assert held.snapshot is None
-    later = _apply(held.state, update("e3", coupon="C"))
+    later = _apply(held.stored, update("e3", coupon="C"))
     assert later.snapshot is None
     assert later.claim is None  # p1 is already claimed
-    assert published_snapshot(later.state) == first.snapshot
-    _, released = apply_verdict(later.state, _verdict("p1", True))
+    assert published_snapshot(later.stored) == first.snapshot
+    _, released = apply_verdict(later.stored, _verdict("p1", True))
     assert released is not None
     assert (released.coupon, released.profile_id, released.update_count) == ("C", "p1", 3)
     assert released.first_session is True
@@ -78,10 +78,10 @@ def test_repeated_or_foreign_verdicts_change_nothing() -> None:
         _verdict("p1", True, integration_id="S2"),
         ProfileVerdict(application_id=323, profile_id="p1", integration_id="S1", is_first=True),
     ]:
-        state, released = apply_verdict(held.state, verdict)
+        state, released = apply_verdict(held.stored, verdict)
         assert released is None
-        assert encode_state(state) == encode_state(held.state)
-    state, released = apply_verdict(held.state, _verdict("p1", False))
+        assert encode_stored(state) == encode_stored(held.stored)
+    state, released = apply_verdict(held.stored, _verdict("p1", False))
     assert released is not None
     again, nothing = apply_verdict(state, _verdict("p1", True))
     assert nothing is None
@@ -90,12 +90,12 @@ def test_repeated_or_foreign_verdicts_change_nothing() -> None:
 
 def test_switching_profiles_while_held() -> None:
     held = _apply(None, update("e1", profile_id="p1"))
-    switched = _apply(held.state, update("e2", profile_id="p2"))
+    switched = _apply(held.stored, update("e2", profile_id="p2"))
     assert switched.snapshot is None
     assert switched.claim is not None
     assert switched.claim.profile_id == "p2"
     # The verdict for p1 is recorded but the session now waits for p2.
-    state, released = apply_verdict(switched.state, _verdict("p1", True))
+    state, released = apply_verdict(switched.stored, _verdict("p1", True))
     assert released is None
     assert state.claims == {"p1": True, "p2": None}
     # Going back to p1, whose answer is known, emits at once.
@@ -104,7 +104,7 @@ def test_switching_profiles_while_held() -> None:
     assert back.snapshot is not None
     assert back.snapshot.first_session is True
     # The late p2 verdict only gets remembered.
-    final, released = apply_verdict(back.state, _verdict("p2", False))
+    final, released = apply_verdict(back.stored, _verdict("p2", False))
     assert released is None
     assert final.claims == {"p1": True, "p2": False}
     assert published_snapshot(final) == back.snapshot
@@ -112,11 +112,11 @@ def test_switching_profiles_while_held() -> None:
 
 def test_a_decided_profile_is_never_claimed_again() -> None:
     held = _apply(None, update("e1", profile_id="p1"))
-    state, _ = apply_verdict(held.state, _verdict("p1", False))
+    state, _ = apply_verdict(held.stored, _verdict("p1", False))
     anonymous = _apply(state, update("e2", profile_id=""))
     assert anonymous.snapshot is not None
     assert anonymous.snapshot.first_session is True
-    again = _apply(anonymous.state, update("e3", profile_id="p1"))
+    again = _apply(anonymous.stored, update("e3", profile_id="p1"))
     assert again.claim is None
     assert again.snapshot is not None
     assert again.snapshot.first_session is False

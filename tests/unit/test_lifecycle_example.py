@@ -8,13 +8,13 @@ from pathlib import Path
 from stream_app.domain import (
     Applied,
     Rejected,
-    SessionState,
     Skipped,
+    StoredSession,
     apply_event,
     apply_verdict,
     decide_claim,
     decode_event,
-    encode_state,
+    encode_stored,
     published_snapshot,
 )
 
@@ -26,7 +26,7 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _apply(state: SessionState | None, line: bytes) -> Applied | Skipped | Rejected:
+def _apply(state: StoredSession | None, line: bytes) -> Applied | Skipped | Rejected:
     event = decode_event(line)
     assert not isinstance(event, Rejected), event
     return apply_event(state, event, KEY)
@@ -59,7 +59,7 @@ def test_the_worked_example_end_to_end() -> None:
     assert e1.claim is None
 
     # e2 gives it a profile: the snapshot waits for the profile's verdict.
-    e2 = _apply(e1.state, LINES[1])
+    e2 = _apply(e1.stored, LINES[1])
     assert isinstance(e2, Applied)
     assert e2.snapshot is None
     assert e2.transition is None
@@ -69,11 +69,11 @@ def test_the_worked_example_end_to_end() -> None:
         "customer-7",
         KEY,
     )
-    assert published_snapshot(e2.state) == e1.snapshot
+    assert published_snapshot(e2.stored) == e1.snapshot
     owner, verdict = decide_claim(None, e2.claim)
     assert owner == KEY
     assert verdict.is_first is True
-    state, released = apply_verdict(e2.state, verdict)
+    state, released = apply_verdict(e2.stored, verdict)
     assert released is not None
     assert released.first_session is True
     assert released.profile_id == "customer-7"
@@ -100,15 +100,15 @@ def test_the_worked_example_end_to_end() -> None:
     assert e3.transition.profile_id == "customer-7"
 
     # e4 changes a closed session: rejected, state untouched.
-    before = encode_state(e3.state)
-    e4 = _apply(e3.state, LINES[4])
+    before = encode_stored(e3.stored)
+    e4 = _apply(e3.stored, LINES[4])
     assert isinstance(e4, Rejected)
     assert e4.code == "session_locked"
     assert "$.session.coupon" in e4.message
-    assert encode_state(e3.state) == before
+    assert encode_stored(e3.stored) == before
 
     # e5 returns one unit of line 0.
-    e5 = _apply(e3.state, LINES[5])
+    e5 = _apply(e3.stored, LINES[5])
     assert isinstance(e5, Applied)
     assert e5.snapshot is not None
     assert e5.snapshot.state == "partially_returned"
@@ -121,7 +121,7 @@ def test_the_worked_example_end_to_end() -> None:
     assert e5.transition.total == 74.99
 
     # e6 cancels it.
-    e6 = _apply(e5.state, LINES[6])
+    e6 = _apply(e5.stored, LINES[6])
     assert isinstance(e6, Applied)
     assert e6.snapshot is not None
     assert e6.snapshot.state == "cancelled"
@@ -131,5 +131,5 @@ def test_the_worked_example_end_to_end() -> None:
     assert e6.snapshot.first_session is True
     assert e6.transition is not None
     assert (e6.transition.from_state, e6.transition.to) == ("partially_returned", "cancelled")
-    assert e6.state.recent_event_ids == ["e1", "e2", "e3", "e5", "e6"]
-    assert len(encode_state(e6.state)) < 2048
+    assert e6.stored.recent_event_ids == ["e1", "e2", "e3", "e5", "e6"]
+    assert len(encode_stored(e6.stored)) < 2048

@@ -19,10 +19,10 @@ from stream_app.domain import (
     decode_event,
     decode_key,
     decode_rejection,
-    decode_state,
+    decode_stored,
     decode_transition,
     encode_json,
-    encode_state,
+    encode_stored,
     published_snapshot,
 )
 
@@ -206,14 +206,14 @@ def test_state_round_trips_and_is_compact() -> None:
         ]
     )
     assert state is not None
-    encoded = encode_state(state)
-    assert decode_state(encoded) == state
+    encoded = encode_stored(state)
+    assert decode_stored(encoded) == state
     assert len(encoded) < 1024
 
 
 def test_published_snapshot_is_the_session_when_nothing_is_held() -> None:
     result = _created()
-    assert published_snapshot(result.state) == result.snapshot == result.state.session
+    assert published_snapshot(result.stored) == result.snapshot == result.stored.session
 
 
 def test_rejection_of_utf8_value() -> None:
@@ -259,7 +259,7 @@ def test_unknown_fields_are_ignored_everywhere() -> None:
     lines = [{"position": 0, "quantity": 1, "reason": "too small"}]
     result = outcome(state, {**give_back("r1", lines), "channel": "store"})
     assert isinstance(result, Applied)
-    assert result.state.session.cart_items[0].returned_quantity == 1
+    assert result.stored.session.cart_items[0].returned_quantity == 1
 
 
 def test_the_last_thousand_applied_event_ids_are_remembered() -> None:
@@ -270,7 +270,7 @@ def test_the_last_thousand_applied_event_ids_are_remembered() -> None:
     assert isinstance(outcome(state, update("e1")), Skipped)
     forgotten = outcome(state, update("e0"))
     assert isinstance(forgotten, Applied)
-    assert forgotten.state.session.update_count == 1002
+    assert forgotten.stored.session.update_count == 1002
 
 
 def test_states_and_events_are_not_tracked_by_the_cycle_collector() -> None:
@@ -279,6 +279,6 @@ def test_states_and_events_are_not_tracked_by_the_cycle_collector() -> None:
     assert isinstance(event, UpdateEvent)
     result = outcome(None, update("e1", cart_items=CART))
     assert isinstance(result, Applied)
-    untracked = [event, event.session, result, result.state, result.state.session]
-    untracked += [*result.state.session.cart_items, decode_state(encode_state(result.state))]
+    untracked = [event, event.session, result, result.stored, result.stored.session]
+    untracked += [*result.stored.session.cart_items, decode_stored(encode_stored(result.stored))]
     assert not any(gc.is_tracked(obj) for obj in untracked)

@@ -17,17 +17,17 @@ from stream_app.domain import (
     ProfileVerdict,
     Rejected,
     ReturnEvent,
-    SessionState,
     Skipped,
+    StoredSession,
     UpdateEvent,
     apply_event,
     apply_verdict,
     decide_claim,
     decode_customer_session,
     decode_event,
-    decode_state,
+    decode_stored,
     encode_json,
-    encode_state,
+    encode_stored,
     is_held,
     profile_key,
     published_snapshot,
@@ -52,9 +52,9 @@ def formula_total(session: CustomerSession) -> float:
     return round(total, 10)
 
 
-def run(sequence: list[Record], times: int = 1) -> dict[str, SessionState]:
+def run(sequence: list[Record], times: int = 1) -> dict[str, StoredSession]:
     """Feed each record `times` times in a row; check invariants after every step."""
-    states: dict[str, SessionState] = {}
+    states: dict[str, StoredSession] = {}
     applied: Counter[str] = Counter()
     first_at: dict[str, datetime] = {}
     latest_at: dict[str, datetime] = {}
@@ -65,10 +65,10 @@ def run(sequence: list[Record], times: int = 1) -> dict[str, SessionState]:
                 continue
             integration_id = event.integration_id
             state = states.get(integration_id)
-            before = None if state is None else encode_state(state)
+            before = None if state is None else encode_stored(state)
             result = apply_event(state, event, key)
             # Pure: the state given in is never changed, whatever the outcome.
-            assert state is None or encode_state(state) == before
+            assert state is None or encode_stored(state) == before
             if isinstance(result, Skipped):
                 assert state is not None
                 assert event.event_id in state.recent_event_ids
@@ -79,7 +79,7 @@ def run(sequence: list[Record], times: int = 1) -> dict[str, SessionState]:
             latest_at[integration_id] = max(
                 latest_at.get(integration_id, event.occurred_at), event.occurred_at
             )
-            session = result.state.session
+            session = result.stored.session
             assert session.update_count == applied[integration_id]
             assert session.created == first_at[integration_id]
             assert session.updated == latest_at[integration_id]
@@ -99,8 +99,8 @@ def run(sequence: list[Record], times: int = 1) -> dict[str, SessionState]:
                 )
             if result.snapshot is not None:
                 assert decode_customer_session(encode_json(result.snapshot)) == result.snapshot
-            assert decode_state(encode_state(result.state)) == result.state
-            states[integration_id] = result.state
+            assert decode_stored(encode_stored(result.stored)) == result.stored
+            states[integration_id] = result.stored
     return states
 
 
@@ -114,8 +114,8 @@ def test_invariants_hold_and_repeating_each_record_changes_nothing(
     every record twice in a row ends in the very same states as feeding it once."""
     once = run(sequence)
     twice = run(sequence, times=2)
-    assert {key: encode_state(state) for key, state in twice.items()} == {
-        key: encode_state(state) for key, state in once.items()
+    assert {key: encode_stored(state) for key, state in twice.items()} == {
+        key: encode_stored(state) for key, state in once.items()
     }
 
 
@@ -140,7 +140,7 @@ def test_first_session_is_decided_once_and_never_contradicted(data: st.DataObjec
         ]
         for session, plan in plans.items()
     }
-    states: dict[str, SessionState] = {}
+    states: dict[str, StoredSession] = {}
     emitted: dict[str, list[CustomerSession]] = {session: [] for session in sessions}
     owners: dict[str, str] = {}
     claims: list[ProfileClaim] = []
@@ -153,7 +153,7 @@ def test_first_session_is_decided_once_and_never_contradicted(data: st.DataObjec
         if step == "event":
             result = apply_event(states.get(session), decoded(queues[session].pop(0)), session)
             assert isinstance(result, Applied)
-            states[session] = result.state
+            states[session] = result.stored
             if result.snapshot is not None:
                 emitted[session].append(result.snapshot)
             if result.claim is not None:

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from stream_app.domain import Applied, Rejected, decode_event, encode_state
+from stream_app.domain import Applied, Rejected, decode_event, encode_stored
 
 from .builders import CART, apply_all, envelope, give_back, outcome, raw, update
 
@@ -268,12 +268,12 @@ CLOSED = [VALID, update("e2", state="closed")]
 def test_invalid_return(lines: list[dict[str, int]], named: str) -> None:
     state = apply_all(CLOSED)
     assert state is not None
-    before = encode_state(state)
+    before = encode_stored(state)
     result = outcome(state, give_back("r1", lines))
     assert isinstance(result, Rejected)
     assert result.code == "invalid_return"
     assert named in result.message, result.message
-    assert encode_state(state) == before
+    assert encode_stored(state) == before
 
 
 def test_a_line_without_quantity_on_a_fully_returned_line_is_an_invalid_return() -> None:

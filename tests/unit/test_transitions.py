@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stream_app.domain import Applied, Rejected, SessionState, encode_state
+from stream_app.domain import Applied, Rejected, StoredSession, encode_stored
 
 from .builders import CART, apply_all, give_back, outcome, update
 
@@ -73,18 +73,18 @@ STATES = {"open", "closed", "cancelled", "partially_returned"}
 CELLS = [(current, action, TABLE[current][action]) for current in SETUPS for action in ACTIONS]
 
 
-def _state(current: str) -> SessionState | None:
+def _state(current: str) -> StoredSession | None:
     return apply_all(SETUPS[current])
 
 
 @pytest.mark.parametrize(("current", "action", "expected"), CELLS)
 def test_transition_table(current: str, action: str, expected: str) -> None:
     state = _state(current)
-    before = None if state is None else encode_state(state)
+    before = None if state is None else encode_stored(state)
     result = outcome(state, ACTIONS[action])
     if expected in STATES:
         assert isinstance(result, Applied), result
-        assert result.state.session.state == expected
+        assert result.stored.session.state == expected
         previous = None if state is None else state.session.state
         if previous == expected:
             assert result.transition is None
@@ -97,7 +97,7 @@ def test_transition_table(current: str, action: str, expected: str) -> None:
         assert result.code == expected
         assert "- at `$." in result.message
         if state is not None:
-            assert encode_state(state) == before
+            assert encode_stored(state) == before
 
 
 @pytest.mark.parametrize("current", ["closed", "partially_returned", "cancelled"])

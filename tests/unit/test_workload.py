@@ -8,34 +8,31 @@ from collections import Counter
 import msgspec
 import pytest
 
-from stream_app.bench import core
+from dev.bench import core
+from dev.harness.replay import InputRecord, replay
+from dev.harness.workload import HOSTILE_KINDS, generate_workload, hostile_records
 from stream_app.domain import (
     Applied,
     Rejected,
     ReturnEvent,
-    SessionState,
     Skipped,
+    StoredSession,
     apply_event,
     decode_event,
 )
-from stream_app.workload import HOSTILE_KINDS, generate_workload, hostile_records
 
 
 def _outcomes(
     records: list[tuple[str | None, bytes]],
-) -> tuple[Counter[str], dict[str, SessionState]]:
+) -> tuple[Counter[str], dict[str, StoredSession]]:
     counts: Counter[str] = Counter()
-    states: dict[str, SessionState] = {}
-    for key, value in records:
-        event = decode_event(value)
-        if isinstance(event, Rejected):
-            counts["rejected"] += 1
-            continue
-        match apply_event(states.get(event.integration_id), event, key):
-            case Applied(state=state, transition=transition):
-                states[event.integration_id] = state
+    states: dict[str, StoredSession] = {}
+    for step in replay(InputRecord.numbered(records)):
+        match step.outcome:
+            case Applied(stored=stored, transition=transition):
+                states[stored.session.integration_id] = stored
                 counts["applied"] += 1
-                counts["return"] += isinstance(event, ReturnEvent)
+                counts["return"] += isinstance(step.event, ReturnEvent)
                 if transition is not None:
                     counts[transition.to] += 1
             case Skipped():

@@ -1,12 +1,12 @@
 """`make demo`: one worker on a generated stream of customer-session events, and a summary.
 
-    python -m stream_app.demo [--sessions 3000] [--events 20000] [--seed 7] [--keep]
+    python -m dev.demo [--sessions 3000] [--events 20000] [--seed 7] [--keep]
 
 Starts `stream-app worker` as a child process on topics of its own (`demo-<run id>-...`), sends
 a deterministic stream (carts, coupons, logins, profiles shared by several sessions, closes,
 returns, cancels, and a few bad and duplicate records), waits until the worker has handled every
 record, reads the output topics back, and prints what happened. It checks as it goes and exits
-non-zero when something does not add up: the worker dies or stalls, the counters disagree with
+non-zero when something does not add up: the worker dies or stalls, the metrics disagree with
 the stream that was sent, an output record is missing or extra, a profile has no single first
 session, or GET /sessions disagrees with the snapshot topic.
 
@@ -21,33 +21,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import socket
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from dev.harness.kafka import bootstrap_from_env, delete_topics, produce_all, read_all
+from dev.harness.metrics import WorkerMetrics
+from dev.harness.settle import WaitTimeout, settle
+from dev.harness.workers import WorkerProcess, settings_for
+from dev.harness.workload import generate_workload
 from stream_app.domain import (
     CustomerSession,
     decode_customer_session,
     decode_rejection,
     decode_transition,
 )
-from stream_app.settings import ENV_DEFAULTS
-from stream_app.tools.kafka_io import produce_all, read_all
-from stream_app.tools.worker_process import WorkerConfig, WorkerProcess
-from stream_app.workload import generate_workload
 
 DEMO_DIR = Path(".local/demo")
 BAD_RATIO = 0.01
@@ -66,75 +64,6 @@ class DemoFailure(Exception):
 
 
 @dataclass
-class WorkerCounters:
-    """The figures of the worker's GET /metrics that the demo uses."""
-
-    consumed: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    transitions: Counter[str] = field(default_factory=Counter)
-    snapshots_sent: int = 0
-    snapshots_held: int = 0
-    claims: int = 0
-    verdicts: int = 0
-    latency_count: int = 0
-    latency_sum: float = 0.0
-    latency_buckets: dict[float, int] = field(default_factory=dict)
-
-    @property
-    def handled(self) -> int:
-        """Input records with an outcome: applied, skipped as duplicates or rejected."""
-        return self.applied + self.duplicates + self.rejected.total()
-
-    def key(self) -> tuple[int, ...]:
-        """What changes while the worker is still busy."""
-        return (self.consumed, self.handled, self.snapshots_sent, self.claims, self.verdicts)
-
-    def latency_quantile(self, q: float) -> float | None:
-        """Upper bound (seconds) of the histogram bucket holding quantile q, if any."""
-        if not self.latency_count:
-            return None
-        wanted = q * self.latency_count
-        for bound, cumulative in sorted(self.latency_buckets.items()):
-            if cumulative >= wanted:
-                return bound
-        return None
-
-    @classmethod
-    def parse(cls, text: str) -> WorkerCounters:
-        """Read the Prometheus text exposition written by the worker."""
-        counters = cls()
-        plain = {
-            "stream_app_events_consumed_total": "consumed",
-            "stream_app_events_applied_total": "applied",
-            "stream_app_events_duplicate_total": "duplicates",
-            "stream_app_snapshots_sent_total": "snapshots_sent",
-            "stream_app_snapshots_held_total": "snapshots_held",
-            "stream_app_profile_claims_total": "claims",
-            "stream_app_profile_verdicts_total": "verdicts",
-            "stream_app_processing_seconds_count": "latency_count",
-        }
-        for line in text.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            sample, _, raw_value = line.rpartition(" ")
-            name, _, labels = sample.partition("{")
-            label = labels.rstrip("}").partition("=")[2].strip('"')
-            if name in plain:
-                setattr(counters, plain[name], int(float(raw_value)))
-            elif name == "stream_app_events_rejected_total":
-                counters.rejected[label] = int(float(raw_value))
-            elif name == "stream_app_transitions_total":
-                counters.transitions[label] = int(float(raw_value))
-            elif name == "stream_app_processing_seconds_sum":
-                counters.latency_sum = float(raw_value)
-            elif name == "stream_app_processing_seconds_bucket" and label != "+Inf":
-                counters.latency_buckets[float(label)] = int(float(raw_value))
-        return counters
-
-
-@dataclass
 class Outputs:
     """What the worker wrote, read back from its output topics."""
 
@@ -148,7 +77,7 @@ class Outputs:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; the exit status is 0 only if every check held."""
     parser = argparse.ArgumentParser(
-        prog="python -m stream_app.demo", description=__doc__.split("\n\n")[0]
+        prog="python -m dev.demo", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--sessions", type=int, default=3000, help="sessions (default 3000)")
     parser.add_argument("--events", type=int, default=20000, help="records (default 20000)")
@@ -165,20 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and state")
     args = parser.parse_args(argv)
 
-    broker = os.environ.get("STREAM_APP_BROKER", "").strip() or ENV_DEFAULTS["STREAM_APP_BROKER"]
-    bootstrap = ",".join(entry.split("://", 1)[-1] for entry in broker.split(","))
+    bootstrap = bootstrap_from_env()
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
     prefix = f"demo-{run_id}"
     run_dir = DEMO_DIR / run_id
-    config = WorkerConfig.for_prefix(
-        bootstrap,
-        prefix,
-        run_dir / "data",
-        _free_port(),
-        partitions=args.partitions,
-        processing_guarantee=args.guarantee,
+    settings = settings_for(
+        bootstrap, prefix, run_dir / "data", partitions=args.partitions, guarantee=args.guarantee
     )
-    worker = WorkerProcess(config, run_dir / "worker.log")
+    worker = WorkerProcess(settings, run_dir / "worker.log")
 
     print(f"stream-app demo, run {run_id}")
     print(
@@ -212,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if ok and not args.keep:
-            deleted = asyncio.run(_delete_topics(bootstrap, prefix))
+            deleted = asyncio.run(delete_topics(bootstrap, f"{prefix}-"))
             shutil.rmtree(run_dir / "data", ignore_errors=True)
-            print(f"deleted the run's {deleted} topics ({prefix}-*); --keep keeps them")
+            print(f"deleted the run's {len(deleted)} topics ({prefix}-*); --keep keeps them")
         else:
             print(f"kept the run's topics ({prefix}-*) and the worker's state ({run_dir}/data)")
     print(f"the broker at {bootstrap} is still running (`make kafka-down` stops the local one)")
@@ -224,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> None:
-    config = worker.config
+    settings = worker.settings
     records = list(
         generate_workload(args.seed, args.sessions, args.events, BAD_RATIO, DUPLICATE_RATIO)
     )
@@ -240,15 +163,15 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
 
     started = time.monotonic()
     with _step(f"sending {len(records)} records over {args.sessions} sessions (seed {args.seed})"):
-        sent = asyncio.run(produce_all(bootstrap, config.input_topic, records))
+        sent = asyncio.run(produce_all(bootstrap, settings.input_topic, records))
     produced = time.monotonic()
 
     with _step("waiting until the worker has handled every record"):
-        counters = _wait_until_settled(worker, sent, started)
+        metrics = _settle(worker, sent, started)
     elapsed = time.monotonic() - started
 
     with _step("reading the output topics back"):
-        outputs = _read_outputs(bootstrap, config, counters)
+        outputs = _read_outputs(bootstrap, worker, metrics)
 
     lookup = _pick_session(outputs.latest)
     status, body = worker.get(f"/sessions/{lookup.integration_id}")
@@ -260,7 +183,7 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
         bad=bad,
         duplicates=duplicates,
         sessions=args.sessions,
-        counters=counters,
+        metrics=metrics,
         outputs=outputs,
         lookup=lookup,
         http=(status, body),
@@ -271,7 +194,7 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
         valid=valid,
         bad=bad,
         duplicates=duplicates,
-        counters=counters,
+        metrics=metrics,
         outputs=outputs,
         send_seconds=produced - started,
         elapsed=elapsed,
@@ -294,59 +217,32 @@ def _step(what: str) -> Iterator[None]:
     print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def _wait_until_settled(worker: WorkerProcess, sent: int, started: float) -> WorkerCounters:
-    """Poll GET /metrics until every record has an outcome and every claim its verdict."""
-    deadline = time.monotonic() + PROCESS_TIMEOUT
-    last_key: tuple[int, ...] | None = None
-    still_since = time.monotonic()
-    next_report = time.monotonic() + 5.0
-    while True:
-        if worker.process is not None and worker.process.poll() is not None:
-            raise DemoFailure(
-                f"the worker exited with status {worker.process.returncode}:\n{worker.tail()}"
-            )
-        counters = _metrics(worker)
-        now = time.monotonic()
-        if counters.key() != last_key:
-            last_key, still_since = counters.key(), now
-        done = counters.handled >= sent and counters.verdicts >= counters.claims
-        # Settled: everything has an outcome and nothing moved for a second.
-        if done and now - still_since >= 1.0:
-            return counters
-        if now >= deadline:
-            raise DemoFailure(
-                f"the worker handled {counters.handled} of {sent} records and applied "
-                f"{counters.verdicts} of {counters.claims} verdicts in {PROCESS_TIMEOUT:.0f} s"
-            )
-        if now >= next_report:
-            rate = counters.handled / (now - started)
-            print(f"  {counters.handled}/{sent} records handled ({rate:.0f}/s)", flush=True)
-            next_report = now + 5.0
-        time.sleep(0.25)
+def _settle(worker: WorkerProcess, sent: int, started: float) -> WorkerMetrics:
+    """Wait until the worker has an outcome for every record and a verdict for every claim."""
 
+    def report(metrics: WorkerMetrics) -> None:
+        rate = metrics.handled / (time.monotonic() - started)
+        print(f"  {metrics.handled}/{sent} records handled ({rate:.0f}/s)", flush=True)
 
-def _metrics(worker: WorkerProcess) -> WorkerCounters:
     try:
-        status, body = worker.get("/metrics")
-    except OSError as exc:
-        raise DemoFailure(f"GET /metrics failed: {exc}") from None
-    if status != 200:
-        raise DemoFailure(f"GET /metrics answered {status}")
-    return WorkerCounters.parse(body.decode())
+        return asyncio.run(settle(worker, records=sent, timeout=PROCESS_TIMEOUT, report=report))
+    except (WaitTimeout, RuntimeError) as exc:
+        raise DemoFailure(str(exc)) from None
 
 
-def _read_outputs(bootstrap: str, config: WorkerConfig, counters: WorkerCounters) -> Outputs:
+def _read_outputs(bootstrap: str, worker: WorkerProcess, metrics: WorkerMetrics) -> Outputs:
     """Read the three output topics until they hold every record the worker counted."""
+    settings = worker.settings
     expected = (
-        counters.snapshots_sent,
-        counters.transitions.total(),
-        counters.rejected.total(),
+        metrics.count("stream_app_snapshots_sent_total"),
+        metrics.by_label("stream_app_transitions_total", "to").total(),
+        metrics.by_label("stream_app_events_rejected_total", "code").total(),
     )
     deadline = time.monotonic() + READ_TIMEOUT
     while True:
         snapshots, transitions, dead_letters = asyncio.run(
             _read_topics(
-                bootstrap, [config.output_topic, config.transitions_topic, config.dlq_topic]
+                bootstrap, [settings.output_topic, settings.transitions_topic, settings.dlq_topic]
             )
         )
         found = (len(snapshots), len(transitions), len(dead_letters))
@@ -379,7 +275,7 @@ def _read_outputs(bootstrap: str, config: WorkerConfig, counters: WorkerCounters
 
 
 async def _read_topics(bootstrap: str, topics: list[str]) -> list[list[Any]]:
-    return list(await asyncio.gather(*(read_all(bootstrap, t, idle_seconds=1.0) for t in topics)))
+    return list(await asyncio.gather(*(read_all(bootstrap, topic) for topic in topics)))
 
 
 def _pick_session(latest: dict[str, CustomerSession]) -> CustomerSession:
@@ -407,13 +303,18 @@ def _check(
     bad: int,
     duplicates: int,
     sessions: int,
-    counters: WorkerCounters,
+    metrics: WorkerMetrics,
     outputs: Outputs,
     lookup: CustomerSession,
     http: tuple[int, bytes],
     missing: int,
 ) -> list[str]:
     """Every check the demo makes; raises DemoFailure on the first that fails."""
+    applied = metrics.count("stream_app_events_applied_total")
+    skipped = metrics.count("stream_app_events_duplicate_total")
+    rejected_by_code = metrics.by_label("stream_app_events_rejected_total", "code")
+    transitions = metrics.by_label("stream_app_transitions_total", "to")
+    snapshots_sent = metrics.count("stream_app_snapshots_sent_total")
     passed: list[str] = []
 
     def check(condition: bool, what: str, detail: str) -> None:
@@ -421,33 +322,34 @@ def _check(
             raise DemoFailure(f"{what}: {detail}")
         passed.append(what)
 
-    rejected = counters.rejected.total()
-    events_consumed = counters.consumed - counters.verdicts
+    rejected = rejected_by_code.total()
+    events_consumed = metrics.events_consumed
     check(
-        counters.handled == events_consumed == sent,
+        metrics.handled == events_consumed == sent,
         "applied + duplicates + rejected == events consumed == records sent",
-        f"{counters.applied} + {counters.duplicates} + {rejected} = {counters.handled}, "
+        f"{applied} + {skipped} + {rejected} = {metrics.handled}, "
         f"consumed {events_consumed} events, sent {sent}",
     )
     check(
-        (counters.applied, counters.duplicates, rejected) == (valid, duplicates, bad),
+        (applied, skipped, rejected) == (valid, duplicates, bad),
         "every valid event applied, every duplicate skipped, every bad record rejected",
-        f"applied/skipped/rejected {counters.applied}/{counters.duplicates}/{rejected}, "
+        f"applied/skipped/rejected {applied}/{skipped}/{rejected}, "
         f"the stream had {valid}/{duplicates}/{bad}",
     )
+    verdicts_applied = metrics.count("stream_app_profile_verdicts_total")
     check(
-        counters.claims == counters.verdicts,
-        "every firstSession claim got its verdict",
-        f"{counters.claims} claims, {counters.verdicts} verdicts",
+        metrics.claims == metrics.verdicts == verdicts_applied,
+        "every firstSession claim got its verdict, applied to its session",
+        f"{metrics.claims} claims, {metrics.verdicts} verdicts read, {verdicts_applied} applied",
     )
     check(
-        outputs.snapshots == counters.snapshots_sent
-        and outputs.transitions == counters.transitions
-        and outputs.dead_letters == counters.rejected,
+        outputs.snapshots == snapshots_sent
+        and outputs.transitions == transitions
+        and outputs.dead_letters == rejected_by_code,
         "the output topics hold exactly the records the worker counted",
         f"topics {outputs.snapshots}/{dict(outputs.transitions)}/{dict(outputs.dead_letters)}, "
-        f"counters {counters.snapshots_sent}/{dict(counters.transitions)}/"
-        f"{dict(counters.rejected)}",
+        f"metrics {snapshots_sent}/{dict(transitions)}/"
+        f"{dict(rejected_by_code)}",
     )
     check(
         len(outputs.latest) == outputs.created == sessions,
@@ -482,21 +384,26 @@ def _print_summary(
     valid: int,
     bad: int,
     duplicates: int,
-    counters: WorkerCounters,
+    metrics: WorkerMetrics,
     outputs: Outputs,
     send_seconds: float,
     elapsed: float,
     partitions: int,
 ) -> None:
+    applied = metrics.count("stream_app_events_applied_total")
+    skipped = metrics.count("stream_app_events_duplicate_total")
+    rejected_by_code = metrics.by_label("stream_app_events_rejected_total", "code")
+    snapshots_held = metrics.count("stream_app_snapshots_held_total")
+
     def row(label: str, value: object, note: str = "") -> None:
         print(f"  {label:<28}{value!s:>8}{'   ' + note if note else ''}")
 
     print("\nEvents")
     row("sent", sent, f"({valid} valid, {bad} bad, {duplicates} duplicates)")
-    row("consumed by the worker", counters.consumed - counters.verdicts)
-    row("applied", counters.applied)
-    row("duplicates skipped", counters.duplicates)
-    row("rejected (dead letters)", counters.rejected.total())
+    row("consumed by the worker", metrics.events_consumed)
+    row("applied", applied)
+    row("duplicates skipped", skipped)
+    row("rejected (dead letters)", rejected_by_code.total())
 
     print("\nSessions by final state (latest snapshot per key)")
     states = Counter(session.state for session in outputs.latest.values())
@@ -520,40 +427,19 @@ def _print_summary(
     row("true, anonymous", anonymous)
     row("true, first of its profile", first)
     row("false, a later session", len(latest) - anonymous - first)
-    row("snapshots held for a verdict", counters.snapshots_held, "(the latest is sent with it)")
+    row("snapshots held for a verdict", snapshots_held, "(the latest is sent with it)")
 
     print("\nThroughput (one worker process)")
     row("records sent in", f"{send_seconds:.1f} s")
     row("all handled after", f"{elapsed:.1f} s", f"{sent / elapsed:.0f} records/s end to end")
-    mean = counters.latency_sum / counters.latency_count if counters.latency_count else 0.0
-    p99 = counters.latency_quantile(0.99)
+    count = metrics.value("stream_app_processing_seconds_count")
+    mean = metrics.value("stream_app_processing_seconds_sum") / count if count else 0.0
+    p99 = metrics.histogram_bound("stream_app_processing_seconds", 0.99)
     p99_text = "n/a" if p99 is None else f"<= {p99 * 1000:g} ms"
     row("processing time per record", f"{mean * 1000:.2f} ms", f"mean; p99 {p99_text}")
     outputs_total = outputs.snapshots + outputs.transitions.total() + outputs.dead_letters.total()
     row("output records", outputs_total, "snapshots + transitions + dead letters")
-    print(f"  ({partitions} partitions; the worker also handled {counters.verdicts} verdicts)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> int:
-    """Delete every topic of this run (outputs, internal topics, changelogs)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        names = [name for name in await admin.list_topics() if name.startswith(f"{prefix}-")]
-        if names:
-            await admin.delete_topics(names)
-        return len(names)
-    except Exception as exc:  # the broker may be gone; the topics are harmless leftovers
-        print(f"could not delete the run's topics: {exc}", file=sys.stderr)
-        return 0
-    finally:
-        await admin.close()
+    print(f"  ({partitions} partitions; the worker also handled {metrics.verdicts} verdicts)")
 
 
 if __name__ == "__main__":

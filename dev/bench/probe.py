@@ -4,7 +4,6 @@ record counts and partition sizes on disk."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,8 +11,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-import stream_app
-from stream_app.tools.kafka_io import topic_partitions
+from dev import ROOT
+from dev.harness.kafka import topic_partitions
 
 
 class Probe:
@@ -99,63 +98,9 @@ async def first_timestamp(bootstrap: str, topics: Iterable[str]) -> float | None
         await consumer.stop()
 
 
-async def count_records(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
-    """Committed records of each topic, read to the end (transaction markers are not counted)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    counts: dict[str, int] = {}
-    try:
-        await consumer._client.force_metadata_update()
-        for topic in topics:
-            tps = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            counts[topic] = 0
-            if not tps:
-                continue
-            ends = await consumer.end_offsets(tps)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            left = {tp for tp in tps if ends[tp] > 0}
-            while left:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=50_000)
-                for messages in batch.values():
-                    counts[topic] += len(messages)
-                for tp in list(left):
-                    if await consumer.position(tp) >= ends[tp]:
-                        left.discard(tp)
-                if not batch and not left:
-                    break
-            consumer.unsubscribe()
-    finally:
-        await consumer.stop()
-    return counts
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
-    """Delete every topic whose name starts with `prefix` (the run's own topics only)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [name for name in await admin.list_topics() if name.startswith(prefix)]
-        if names:
-            with contextlib.suppress(Exception):
-                await admin.delete_topics(names)
-        return names
-    finally:
-        await admin.close()
-
-
 def broker_log_dirs() -> list[Path]:
     """The local broker's log.dirs (from deploy/kafka's rendered server.properties), if any."""
-    root = Path(stream_app.__file__).resolve().parent.parent
-    data_dir = Path(os.environ.get("KAFKA_DATA_DIR", root / ".local" / "kafka"))
+    data_dir = Path(os.environ.get("KAFKA_DATA_DIR", ROOT / ".local" / "kafka"))
     try:
         lines = (data_dir / "server.properties").read_text().splitlines()
     except OSError:

@@ -1,8 +1,8 @@
-"""`python -m stream_app.drills` (= `make drill`): run the failure drills, print their figures.
+"""`python -m dev.drills` (= `make drill`): run the failure drills, print their figures.
 
-    python -m stream_app.drills [--only kill9,state_wiped,...] [--quick] [--seed N] [--keep]
+    python -m dev.drills [--only kill9,state_wiped,...] [--quick] [--seed N] [--keep]
 
-Needs a broker (STREAM_APP_BROKER, default 127.0.0.1:9092). broker_restart stops and starts the
+Needs a broker (STREAM_APP_BROKER, with the worker's default). broker_restart stops and starts the
 project's local broker (deploy/kafka/kafka.sh), so it runs last and only against a local
 broker. Results (figures, problems, worker logs) go to drill-results/<time>/; the exit status
 is 1 when a drill failed.
@@ -14,15 +14,15 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from stream_app.drills.harness import DrillOptions
-from stream_app.drills.scenarios import DRILLS, DrillResult
+from dev.drills.drill import DrillOptions
+from dev.drills.scenarios import DRILLS, DrillResult
+from dev.harness.kafka import bootstrap_from_env
 
 #: Sizes of the full drills and of the quick ones (the CI suite uses the quick sizes).
 FULL: dict[str, dict[str, Any]] = {
@@ -42,11 +42,6 @@ QUICK: dict[str, dict[str, Any]] = {
 #: Worker settings every drill uses. Faust reads BROKER_SESSION_TIMEOUT from the environment;
 #: its default (60 s) makes every restart after a kill -9 wait a minute for the dead member.
 WORKER_ENV = {"BROKER_SESSION_TIMEOUT": "10"}
-
-
-def _bootstrap() -> str:
-    raw = os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092")
-    return ",".join(entry.split("://", 1)[-1] for entry in raw.split(","))
 
 
 def _value(text: str) -> int | float | str:
@@ -91,7 +86,7 @@ async def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the drills, print and save the report."""
-    parser = argparse.ArgumentParser(prog="python -m stream_app.drills", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.drills", description=__doc__)
     order = ["kill9", "state_wiped", "failover", "poison_flood", "broker_restart"]
     parser.add_argument("--only", default=",".join(order), help="comma list of drills")
     parser.add_argument("--quick", action="store_true", help="the small sizes the CI suite uses")
@@ -121,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         filename=root / "drills.log",
     )
     options = DrillOptions(
-        bootstrap=_bootstrap(),
+        bootstrap=bootstrap_from_env(),
         root=root,
         seed=args.seed,
         keep=args.keep,

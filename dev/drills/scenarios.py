@@ -25,19 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
-from stream_app.drills.harness import Drill, DrillOptions
-from stream_app.drills.replay import Expectation
-from stream_app.drills.verify import Findings
-from stream_app.tools.kafka_io import topic_partitions
-from stream_app.tools.worker_process import WorkerProcess
-from stream_app.workload import HOSTILE_KINDS, generate_workload, hostile_records
+from dev import KAFKA_SCRIPT
+from dev.drills.drill import Drill, DrillOptions
+from dev.drills.expect import Expectation
+from dev.drills.verify import Findings
+from dev.harness.kafka import count_records
+from dev.harness.workers import WorkerProcess
+from dev.harness.workload import HOSTILE_KINDS, generate_workload, hostile_records
 
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[2]
-KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
 @dataclass
@@ -117,7 +113,7 @@ async def kill9(
     """SIGKILL the worker at random moments while a producer writes; restart it each time."""
     result = DrillResult("kill9")
     started = time.monotonic()
-    async with Drill(options, "kill9", processing_guarantee=guarantee) as drill:
+    async with Drill(options, "kill9", guarantee=guarantee) as drill:
         worker = drill.worker()
         records = list(generate_workload(options.seed, sessions, events))
         # Spread the input over the kill phase (a restart takes about 10-15 s here).
@@ -187,30 +183,6 @@ def _log_restore(log_path: Path) -> dict[str, float | None]:
     return {"changelog_read_s": seconds}
 
 
-async def _count_records(bootstrap: str, topics: list[str]) -> int:
-    """Committed data records in topics (what a restore reads)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        tps = await topic_partitions(consumer, topics)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        count = 0
-        while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            count += sum(len(records) for records in batch.values())
-            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                return count
-    finally:
-        await consumer.stop()
-
-
 async def _session_answers(worker: WorkerProcess, ids: list[str]) -> dict[str, bytes]:
     def fetch() -> dict[str, bytes]:
         answers = {}
@@ -247,9 +219,9 @@ async def state_wiped(
         result.figures["clean_restart_to_healthy_s"] = round(clean, 1)
         result.figures["clean_restart"] = _log_restore(worker.log_path)
         await drill.stop(worker)
-        shutil.rmtree(worker.config.data_dir)
+        shutil.rmtree(worker.settings.data_dir)
         changelogs = [f"{drill.prefix}-sessions-changelog", f"{drill.prefix}-profiles-changelog"]
-        restored_records = await _count_records(drill.bootstrap, changelogs)
+        restored_records = sum((await count_records(drill.bootstrap, changelogs)).values())
         wiped = await drill.start(worker)
         restore = _log_restore(worker.log_path)
         read_s = restore.get("changelog_read_s")
@@ -375,7 +347,7 @@ async def failover(
     result = DrillResult("failover")
     started = time.monotonic()
     async with Drill(options, "failover", partitions=partitions) as drill:
-        drill.config.extra_env["TABLE_STANDBY_REPLICAS"] = "1"
+        drill.worker_env["TABLE_STANDBY_REPLICAS"] = "1"
         survivor, victim = drill.worker(0), drill.worker(1)
         records = list(generate_workload(options.seed, sessions, events))
         await drill.start(survivor)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_app.bench.runs import Latency, Restore, StateSize, Throughput
+from dev.bench.runs import Latency, Restore, StateSize, Throughput
 
 #: The issue's goals, checked against figures of the same run.
 GOAL_ALO_RATIO = 0.5
@@ -47,7 +47,7 @@ def machine() -> dict[str, Any]:
 
 @dataclass
 class Report:
-    """Everything one `python -m stream_app.bench` run measured."""
+    """Everything one `python -m dev.bench` run measured."""
 
     params: dict[str, Any]
     machine_before: dict[str, Any]
@@ -253,9 +253,7 @@ class Report:
         if self.core is not None:
             c = self.core
             out.append("")
-            out.append(
-                "CORE  decode + apply + encode on one core, no Kafka (stream_app.bench.core)"
-            )
+            out.append("CORE  decode + apply + encode on one core, no Kafka (dev.bench.core)")
             for label, key in (
                 ("states as bytes", "states_as_bytes"),
                 ("in memory", "states_in_memory"),
@@ -302,7 +300,7 @@ class Report:
                 "startup_seconds": round(run.startup_seconds, 3),
                 "healthy_after_seconds": _round(run.healthy_after, 3),
                 "peak_rss_kib": run.peak_rss_kib,
-                "metrics": run.metrics,
+                "metrics": None if run.metrics is None else run.metrics.flat(),
                 "output_records": run.output_records,
                 "progress": [(round(t, 3), n) for t, n in run.progress],
             }

@@ -1,9 +1,9 @@
 """`make bench`: throughput, latency, state size, restore and pure-core speed in one run.
 
-    python -m stream_app.bench [--events N] [--quick] [--rate R] [--duration S] ...
+    python -m dev.bench [--events N] [--quick] [--rate R] [--duration S] ...
 
 Every figure is measured against a baseline taken in the same run on the same machine (the raw
-aiokafka loop in stream_app.bench.raw for speed, the logical key+value bytes for state size),
+aiokafka loop in dev.bench.raw for speed, the logical key+value bytes for state size),
 because the machine is shared and absolute figures drift. See docs/performance.md.
 Writes bench-results/bench-<time>.json and .png (and the processes' logs) and prints a table.
 
@@ -17,20 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 
-from stream_app.bench import core
-from stream_app.bench.expect import expected_outputs
-from stream_app.bench.probe import delete_topics
-from stream_app.bench.report import Report, machine
-from stream_app.bench.runs import (
+from dev.bench import core
+from dev.bench.expect import expected_outputs
+from dev.bench.report import Report, machine
+from dev.bench.runs import (
     event_key,
     measure_state,
     run_latency,
@@ -38,10 +37,12 @@ from stream_app.bench.runs import (
     run_throughput,
     snapshot_key,
 )
-from stream_app.bench.targets import RawTarget, WorkerTarget, free_port
-from stream_app.tools.kafka_io import create_topic, produce_all
-from stream_app.tools.worker_process import WorkerConfig
-from stream_app.workload import generate_workload
+from dev.bench.targets import RawTarget, WorkerTarget
+from dev.harness.kafka import bootstrap_from_env, create_topic, delete_topics, produce_all
+from dev.harness.metrics import WorkerMetrics
+from dev.harness.workers import settings_for
+from dev.harness.workload import generate_workload
+from stream_app.settings import Settings
 
 MODES = ("at_least_once", "exactly_once")
 SECTIONS = ("core", "throughput", "state", "restore", "latency")
@@ -50,7 +51,7 @@ DEFAULT_EVENTS = 50_000
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stream_app.bench",
+        prog="python -m dev.bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -82,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument(
         "--bootstrap",
-        default=os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092"),
-        help="broker host:port (default: $STREAM_APP_BROKER or 127.0.0.1:9092)",
+        default=None,
+        help="broker host:port (default: $STREAM_APP_BROKER, as the worker reads it)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's topics and state")
     return parser
@@ -100,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = (set(modes) - set(MODES)) | (sections - set(SECTIONS))
     if unknown:
         raise SystemExit(f"unknown mode or section: {sorted(unknown)}")
-    bootstrap = ",".join(e.split("://", 1)[-1] for e in args.bootstrap.split(","))
+    bootstrap = bootstrap_from_env(
+        None if args.bootstrap is None else {"STREAM_APP_BROKER": args.bootstrap}
+    )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     out: Path = args.out
@@ -128,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_run(report, args, events, duration, warmup, modes, sections, work, logs))
     finally:
         if not args.keep:
-            asyncio.run(delete_topics(bootstrap, prefix))
+            asyncio.run(delete_topics(bootstrap, f"{prefix}-"))
             shutil.rmtree(work, ignore_errors=True)
     report.machine_after = machine()
     json_path = out / f"bench-{stamp}.json"
@@ -187,20 +190,13 @@ async def _run(
         }
         gc.collect()
 
-    def worker_config(name: str, mode: str, input_topic: str | None = None) -> WorkerConfig:
-        config = WorkerConfig.for_prefix(
-            f"kafka://{bootstrap}",
-            f"{prefix}-{name}",
-            work / name,
-            free_port(),
-            partitions=partitions,
-            processing_guarantee=mode,
+    def worker_settings(name: str, mode: str, input_topic: str | None = None) -> Settings:
+        settings = settings_for(
+            bootstrap, f"{prefix}-{name}", work / name, partitions=partitions, guarantee=mode
         )
         if input_topic is None:
-            return config
-        from dataclasses import replace
-
-        return replace(config, input_topic=input_topic)
+            return settings
+        return replace(settings, input_topic=input_topic)
 
     if throughput_needed:
         input_topic = f"{prefix}-input"
@@ -232,7 +228,7 @@ async def _run(
             await raw_run(number)
             target = WorkerTarget(
                 name=mode,
-                config=worker_config(mode, mode, input_topic),
+                settings=worker_settings(mode, mode, input_topic),
                 log_path=logs / f"{mode}.log",
             )
             _say(f"throughput: worker, {mode}")
@@ -265,7 +261,7 @@ async def _run(
             rates.append(low)
         for rate in rates:
             await _latency_pass(
-                report, rate, duration, warmup, modes, args.seed, logs, worker_config
+                report, rate, duration, warmup, modes, args.seed, logs, worker_settings
             )
 
 
@@ -277,7 +273,7 @@ async def _latency_pass(
     modes: list[str],
     seed: int,
     logs: Path,
-    worker_config: Callable[[str, str, str | None], WorkerConfig],
+    worker_settings: Callable[[str, str, str | None], Settings],
 ) -> None:
     """The raw loop and each worker, one after the other, at one offered rate."""
     bootstrap: str = report.params["bootstrap"]
@@ -311,7 +307,7 @@ async def _latency_pass(
         else:
             worker = WorkerTarget(
                 name=guarantee,
-                config=worker_config(f"lat{tag}-{guarantee}", guarantee, input_topic),
+                settings=worker_settings(f"lat{tag}-{guarantee}", guarantee, input_topic),
                 log_path=logs / f"latency{tag}-{guarantee}.log",
             )
             lat = await run_latency(
@@ -336,7 +332,7 @@ async def _latency_pass(
 def _check_counts(
     report: Report,
     mode: str,
-    metrics: dict[str, float] | None,
+    metrics: WorkerMetrics | None,
     outputs: dict[str, int],
     applied: int,
 ) -> None:
@@ -344,8 +340,8 @@ def _check_counts(
     if metrics is None:
         report.checks.append(f"{mode}: no /metrics")
         return
-    got = int(metrics.get("stream_app_events_applied_total", -1))
-    sent = int(metrics.get("stream_app_snapshots_sent_total", -1))
+    got = metrics.count("stream_app_events_applied_total")
+    sent = metrics.count("stream_app_snapshots_sent_total")
     snapshots = next((n for topic, n in outputs.items() if topic.endswith("-sessions")), -1)
     ok = got == applied and snapshots == sent
     report.checks.append(

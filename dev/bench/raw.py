@@ -1,6 +1,6 @@
 """The limit: a raw aiokafka loop with no Faust and no state, run as its own process.
 
-    python -m stream_app.bench.raw --bootstrap HOST:PORT --input T --output T --group G
+    python -m dev.bench.raw --bootstrap HOST:PORT --input T --output T --group G
 
 It consumes the input topic in a consumer group, decodes every record with the project's
 msgspec event decoder (the same validation the worker does), and produces one record per input
@@ -96,7 +96,7 @@ async def run(bootstrap: str, input_topic: str, output_topic: str, group: str) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the raw loop until SIGTERM and print its counters as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m stream_app.bench.raw", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.bench.raw", description=__doc__)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)

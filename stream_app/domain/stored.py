@@ -1,18 +1,17 @@
-"""What the worker keeps per session, and its compact msgpack encoding."""
+"""What the worker stores per session (its table's value), and what is published of it."""
 
 from __future__ import annotations
 
-import msgspec
 from msgspec import Struct
 
-from stream_app.domain.model import CustomerSession
+from stream_app.domain.outputs import CustomerSession
 
 RECENT_EVENT_IDS = 1000
 
 
 # gc=False: it holds only decoded values and Structs, so it can never be part of a reference
 # cycle, and untracked it costs the cycle collector nothing (the worker keeps many of them).
-class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
+class StoredSession(Struct, frozen=True, gc=False, rename="camel", omit_defaults=True):
     """A session's stored state: current session, dedup memory, profile claims, last emitted."""
 
     # The session after every applied event. While held, its firstSession is a stale value
@@ -26,26 +25,12 @@ class SessionState(Struct, frozen=True, gc=False, rename="camel", omit_defaults=
     published: CustomerSession | None = None
 
 
-_state_encoder = msgspec.msgpack.Encoder()
-_state_decoder = msgspec.msgpack.Decoder(SessionState)
-
-
-def encode_state(state: SessionState) -> bytes:
-    """Encode a session state as msgpack for the state store."""
-    return _state_encoder.encode(state)
-
-
-def decode_state(raw: bytes) -> SessionState:
-    """Decode a session state written by encode_state (raises msgspec errors on garbage)."""
-    return _state_decoder.decode(raw)
-
-
-def is_held(state: SessionState) -> bool:
+def is_held(state: StoredSession) -> bool:
     """Whether the session's snapshots are held back until its profile's verdict arrives."""
     profile_id = state.session.profile_id
     return profile_id != "" and state.claims.get(profile_id) is None
 
 
-def published_snapshot(state: SessionState) -> CustomerSession | None:
+def published_snapshot(state: StoredSession) -> CustomerSession | None:
     """The latest snapshot emitted for the session, i.e. what GET /sessions answers."""
     return state.published if is_held(state) else state.session

@@ -16,8 +16,10 @@ import msgspec
 import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream_app.bench.probe import Probe, count_records, first_timestamp, topic_bytes_on_disk
-from stream_app.bench.targets import Target, WorkerTarget, cpu_seconds, peak_rss_kib
+from dev.bench.probe import Probe, first_timestamp, topic_bytes_on_disk
+from dev.bench.targets import Target, WorkerTarget, cpu_seconds, peak_rss_kib
+from dev.harness.kafka import count_records
+from dev.harness.metrics import WorkerMetrics
 
 Record = tuple[str | None, bytes]
 
@@ -38,7 +40,7 @@ class Throughput:
     done: float
     healthy_after: float | None
     peak_rss_kib: int | None
-    metrics: dict[str, float] | None
+    metrics: WorkerMetrics | None
     #: CPU seconds the process used from its first output record to the end.
     cpu_seconds: float | None = None
     #: (seconds since first output, input records committed)
@@ -72,8 +74,9 @@ async def run_throughput(
     """Start `target` on its preloaded input topic and time it until everything is committed.
 
     Done means: every input record's offset is committed by the target's group, the worker has
-    consumed a verdict for every claim it sent, and the group's committed offsets (of every topic
-    it consumes) did not move for SETTLE seconds. The end time is
+    an outcome for every record and a verdict for every claim (`WorkerMetrics.finished`), and
+    the group's committed offsets (of every topic it consumes) did not move for SETTLE seconds.
+    The end time is
     the first poll that saw the final committed offsets; the start time is the producer timestamp
     of the first output record, so that startup (imports, group join) is reported apart.
     """
@@ -81,7 +84,7 @@ async def run_throughput(
     polls: list[tuple[float, dict[TopicPartition, int]]] = []
     cpu: list[tuple[float, float | None]] = []
     healthy_at: float | None = None
-    metrics: dict[str, float] | None = None
+    metrics: WorkerMetrics | None = None
     launched = time.time()
     target.start()
     try:
@@ -105,11 +108,8 @@ async def run_throughput(
                 if not input_done:
                     continue
                 metrics = await asyncio.to_thread(target.metrics)
-                if metrics is not None:
-                    # Every claim answered: the session agent consumed one verdict per claim.
-                    consumed = metrics.get("stream_app_events_consumed_total", 0)
-                    if consumed < events + metrics.get("stream_app_profile_claims_total", 0):
-                        continue
+                if metrics is not None and not metrics.finished(events):
+                    continue
                 if now - _unchanged_since(polls) >= SETTLE:
                     break
         done = _unchanged_since(polls)
@@ -453,7 +453,7 @@ def _logical_bytes(paths: list[Path]) -> tuple[int, int]:
 
 async def measure_state(bootstrap: str, target: WorkerTarget) -> StateSize:
     """Measure the stopped worker's sessions table: RocksDB files, key+value bytes, changelog."""
-    dirs = _table_dirs(target.config.data_dir, "sessions")
+    dirs = _table_dirs(target.settings.data_dir, "sessions")
     on_disk, sst = _dir_bytes(dirs)
     sessions, logical = _logical_bytes(dirs)
     changelog = f"{target.group}-sessions-changelog"
@@ -497,7 +497,7 @@ async def run_restore(
 ) -> Restore:
     """Start the (stopped) worker again on an empty data dir; time it to /health 200."""
     records = sum((await count_records(bootstrap, target.changelogs)).values())
-    target.config = replace(target.config, data_dir=empty_dir)
+    target.settings = replace(target.settings, data_dir=empty_dir)
     launched = time.monotonic()
     target.start()
     try:

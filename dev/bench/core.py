@@ -1,6 +1,6 @@
 """Throughput of the pure core on one CPU core: decode + apply + encode, no Kafka.
 
-    python -m stream_app.bench.core [--events 100000] [--sessions N] [--seed 1]
+    python -m dev.bench.core [--events 100000] [--sessions N] [--seed 1]
 
 Per record it does what the worker does around the core: decode the event, apply it, encode the
 new state (msgpack), the transition and the snapshot (JSON), build and encode a dead-letter
@@ -16,92 +16,86 @@ import argparse
 import gc
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
 
+from dev.harness.replay import Core, InputRecord, replay
+from dev.harness.workload import generate_workload
 from stream_app.domain import (
     Applied,
     Rejected,
     RejectionSource,
-    SessionState,
-    Skipped,
-    apply_event,
-    apply_verdict,
+    StoredSession,
     build_rejection,
-    decide_claim,
-    decode_event,
-    decode_state,
+    decode_stored,
     encode_json,
-    encode_state,
-    profile_key,
+    encode_stored,
 )
-from stream_app.workload import generate_workload
 
 Record = tuple[str | None, bytes]
 _SOURCE = RejectionSource(topic="customer-session-events", partition=0, offset=0, key=None)
 _NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 
-class _Tables:
-    """Session states (as objects or as bytes) and profile owners, as the worker keeps them."""
+class _EncodedSessions(MutableMapping[str, StoredSession]):
+    """Sessions kept as msgpack bytes and decoded on every read, as the worker's table does."""
 
-    def __init__(self, as_bytes: bool) -> None:
-        self.as_bytes = as_bytes
-        self.states: dict[str, SessionState | bytes] = {}
-        self.owners: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.encoded: dict[str, bytes] = {}
+        self.bytes_written = 0
 
-    def load(self, integration_id: str) -> SessionState | None:
-        stored = self.states.get(integration_id)
-        if stored is None or isinstance(stored, SessionState):
-            return stored
-        return decode_state(stored)
+    def __getitem__(self, key: str) -> StoredSession:
+        return decode_stored(self.encoded[key])
 
-    def store(self, integration_id: str, state: SessionState) -> int:
-        """Keep the new state; it is encoded either way, as the worker must. Returns its size."""
-        encoded = encode_state(state)
-        self.states[integration_id] = encoded if self.as_bytes else state
-        return len(encoded)
+    def __setitem__(self, key: str, value: StoredSession) -> None:
+        encoded = self.encoded[key] = encode_stored(value)
+        self.bytes_written += len(encoded)
+
+    def __delitem__(self, key: str) -> None:
+        del self.encoded[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.encoded)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
 
 
-def process(tables: _Tables, key: str | None, raw: bytes) -> int:
-    """Handle one input record the way the worker does, minus Kafka; returns the bytes written."""
-    event = decode_event(raw)
-    if isinstance(event, Rejected):
-        return len(encode_json(build_rejection(event, raw, _SOURCE, _NOW)))
-    # Outputs are counted, not kept: a method call per output would be the harness's own cost.
-    match apply_event(tables.load(event.integration_id), event, key):
-        # Nearly every record applies, so that case is tried first.
-        case Applied(state=state, snapshot=snapshot, transition=transition, claim=claim):
-            written = 0
-            if transition is not None:
-                written += len(encode_json(transition))
-            if snapshot is not None:
-                written += len(encode_json(snapshot))
-            if claim is not None:
-                # The profile side answers at once here; in the worker it is a topic round trip.
-                owner_key = profile_key(claim.application_id, claim.profile_id)
-                owner, verdict = decide_claim(tables.owners.get(owner_key), claim)
-                tables.owners[owner_key] = owner
-                state, released = apply_verdict(state, verdict)
-                if released is not None:
-                    written += len(encode_json(released))
-            return written + tables.store(event.integration_id, state)
-        case Rejected() as rejected:
-            return len(encode_json(build_rejection(rejected, raw, _SOURCE, _NOW)))
-        case Skipped():
-            return 0
+def process(records: Sequence[InputRecord], as_bytes: bool) -> int:
+    """Handle records the way the worker does, minus Kafka; returns the output bytes written.
+
+    The profile side answers claims at once; in the worker it is a topic round trip. Kept as
+    objects, each new session is still encoded once (the worker must write it).
+    """
+    encoded = _EncodedSessions()
+    core = Core(sessions=encoded if as_bytes else {})
+    written = 0
+    for step in replay(records, answer_claims=True, core=core):
+        match step.outcome:
+            # Nearly every record applies, so that case is tried first.
+            case Applied(stored=stored, snapshot=snapshot, transition=transition):
+                if transition is not None:
+                    written += len(encode_json(transition))
+                if snapshot is not None:
+                    written += len(encode_json(snapshot))
+                if step.released is not None:
+                    written += len(encode_json(step.released))
+                if not as_bytes:
+                    written += len(encode_stored(stored))
+            case Rejected() as rejected:
+                raw = step.record.value
+                written += len(encode_json(build_rejection(rejected, raw, _SOURCE, _NOW)))
+    return written + encoded.bytes_written
 
 
 def timed_pass(records: Sequence[Record], as_bytes: bool) -> dict[str, float]:
     """Process every record once; returns wall and CPU seconds and events per second."""
-    tables = _Tables(as_bytes)
-    written = 0
+    inputs = InputRecord.numbered(records)
     gc.collect()
     started, cpu_started = time.perf_counter(), time.process_time()
-    for key, raw in records:
-        written += process(tables, key, raw)
+    written = process(inputs, as_bytes)
     elapsed = time.perf_counter() - started
     # CPU time too: on a busy machine it is the steadier of the two.
     cpu = time.process_time() - cpu_started
@@ -117,7 +111,7 @@ def timed_pass(records: Sequence[Record], as_bytes: bool) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the core benchmark and print its figures."""
-    parser = argparse.ArgumentParser(prog="python -m stream_app.bench.core", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.bench.core", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--sessions", type=int, default=None, help="default: events / 10")
     parser.add_argument("--seed", type=int, default=1)

@@ -1,6 +1,6 @@
 """Failure drills: crash, wipe, broker restart, failover and poison records on a real broker.
 
-`python -m stream_app.drills` (`make drill`) runs them all with full sizes and prints their
+`python -m dev.drills` (`make drill`) runs them all with full sizes and prints their
 figures; tests/integration/test_drills.py runs small versions in the CI suite. What each drill
 does, its figures and what the drills found are in docs/drills.md.
 """

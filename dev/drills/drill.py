@@ -13,35 +13,26 @@ import contextlib
 import logging
 import random
 import shutil
-import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from dev.drills.expect import Expectation, expect
+from dev.drills.verify import Findings, check_outputs
+from dev.harness.kafka import Record, delete_topics, raw_key, read_all, reader, topic_partitions
+from dev.harness.replay import InputRecord
+from dev.harness.settle import WaitTimeout, wait_until
+from dev.harness.workers import WorkerProcess, free_port, settings_for
 from stream_app.domain import decode_customer_session, decode_key
-from stream_app.drills.replay import Expectation, InputRecord, replay
-from stream_app.drills.verify import Findings, check_outputs
 from stream_app.settings import Settings
-from stream_app.tools.kafka_io import read_all
-from stream_app.tools.worker_process import WorkerConfig, WorkerProcess
 from stream_app.worker.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-Record = tuple[str | bytes | None, bytes]
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -67,34 +58,19 @@ class TopicTail:
         self.last_record_at = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._listeners: list[Any] = []
+        self._listeners: list[Callable[[Sequence[Any]], None]] = []
 
-    def on_records(self, listener: Any) -> None:
+    def on_records(self, listener: Callable[[Sequence[Any]], None]) -> None:
         """Call `listener(records)` with every batch read."""
         self._listeners.append(listener)
 
     async def start(self) -> None:
         """Assign every partition, seek to the beginning and start reading."""
-        consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-            request_timeout_ms=120_000,
-        )
+        consumer = self._consumer = reader(self.bootstrap, request_timeout_ms=120_000)
         await consumer.start()
-        partitions: set[int] = set()
-        for _ in range(50):
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            if partitions:
-                break
-            await asyncio.sleep(0.2)
-        if not partitions:
+        tps = await topic_partitions(consumer, [self.topic])
+        if not tps:
             raise RuntimeError(f"topic {self.topic} has no partitions")
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         self._task = asyncio.create_task(self._run(consumer), name=f"tail-{self.topic}")
@@ -129,10 +105,10 @@ class TopicTail:
 class Outputs:
     """Tails of the snapshot, transition and dead-letter topics, with progress counters."""
 
-    def __init__(self, bootstrap: str, config: WorkerConfig) -> None:
-        self.snapshots = TopicTail(bootstrap, config.output_topic)
-        self.transitions = TopicTail(bootstrap, config.transitions_topic)
-        self.dead_letters = TopicTail(bootstrap, config.dlq_topic)
+    def __init__(self, bootstrap: str, settings: Settings) -> None:
+        self.snapshots = TopicTail(bootstrap, settings.output_topic)
+        self.transitions = TopicTail(bootstrap, settings.transitions_topic)
+        self.dead_letters = TopicTail(bootstrap, settings.dlq_topic)
         self.latest_count: dict[str, int] = {}
         #: The last snapshot read per session: what GET /sessions/{id} must answer.
         self.last_snapshot: dict[str, bytes] = {}
@@ -235,8 +211,7 @@ class PacedProducer:
             chunk = max(1, int(self.rate / 20))
             pending: list[asyncio.Future[Any]] = []
             for index, (key, value) in enumerate(self.records, start=1):
-                raw_key = key.encode() if isinstance(key, str) else key
-                pending.append(await producer.send(self.topic, value, key=raw_key))
+                pending.append(await producer.send(self.topic, value, key=raw_key(key)))
                 if index % chunk == 0:
                     await asyncio.gather(*pending)
                     pending.clear()
@@ -254,25 +229,26 @@ class Drill:
     """One drill's topics, directory and workers."""
 
     def __init__(
-        self, options: DrillOptions, name: str, partitions: int = 4, **config: Any
+        self,
+        options: DrillOptions,
+        name: str,
+        partitions: int = 4,
+        guarantee: str = "exactly_once",
     ) -> None:
         self.options = options
         self.name = name
         self.prefix = f"drill-{name}-{uuid.uuid4().hex[:8]}"
         self.dir = options.root / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config = WorkerConfig.for_prefix(
-            f"kafka://{options.bootstrap}",
-            self.prefix,
-            self.dir / "data-0",
-            6066,  # every worker gets a free port of its own, see worker()
-            partitions=partitions,
-            extra_env=dict(options.worker_env),
-            **config,
+        # Every worker gets a data directory and a web port of its own, see worker().
+        self.settings = settings_for(
+            options.bootstrap, self.prefix, self.dir / "data-0", None, partitions, guarantee
         )
+        #: Environment of every worker beyond its settings (Faust's own variables).
+        self.worker_env = dict(options.worker_env)
         self.workers: list[WorkerProcess] = []
         self._ended: set[int] = set()  # id() of workers the drill stopped or killed itself
-        self.outputs = Outputs(options.bootstrap, self.config)
+        self.outputs = Outputs(options.bootstrap, self.settings)
         self.rng = random.Random(f"{options.seed}-{name}")
 
     @property
@@ -283,7 +259,7 @@ class Drill:
     async def __aenter__(self) -> Drill:
         # The worker would create its topics on start; creating them first lets the output
         # readers start before any worker, whatever order the drill starts things in.
-        await ensure_topics(Settings.from_env(self.config.env()))
+        await ensure_topics(self.settings)
         for tail in self.outputs.tails:
             await tail.start()
         return self
@@ -294,20 +270,22 @@ class Drill:
         for tail in self.outputs.tails:
             await tail.stop()
         if not self.options.keep:
-            await self.delete_topics()
+            await delete_topics(self.bootstrap, f"{self.prefix}-")
             if exc_info[0] is None:
                 for path in self.dir.glob("data-*"):
                     shutil.rmtree(path, ignore_errors=True)
 
     def worker(self, index: int = 0, **overrides: Any) -> WorkerProcess:
         """A worker process (not started) with its own data directory and web port."""
-        config = replace(
-            self.config,
+        settings = replace(
+            self.settings,
             data_dir=self.dir / f"data-{index}",
             web_port=free_port(),
             **overrides,
         )
-        worker = WorkerProcess(config, self.dir / f"worker-{index}.log", self.options.log_level)
+        worker = WorkerProcess(
+            settings, self.dir / f"worker-{index}.log", self.options.log_level, self.worker_env
+        )
         self.workers.append(worker)
         return worker
 
@@ -335,16 +313,16 @@ class Drill:
 
     def producer(self, records: Sequence[Record], rate: float) -> PacedProducer:
         """A paced producer to the drill's input topic (not started)."""
-        return PacedProducer(self.bootstrap, self.config.input_topic, records, rate)
+        return PacedProducer(self.bootstrap, self.settings.input_topic, records, rate)
 
     async def read_input(self) -> list[InputRecord]:
         """Every record of the input topic, with its partition and offset."""
-        records = await read_all(self.bootstrap, self.config.input_topic, idle_seconds=1.0)
+        records = await read_all(self.bootstrap, self.settings.input_topic)
         return [InputRecord.from_consumer_record(record) for record in records]
 
     async def expectation(self) -> Expectation:
         """The replay of the input topic as it is now."""
-        return replay(await self.read_input())
+        return expect(await self.read_input())
 
     async def wait_outputs(
         self,
@@ -358,46 +336,22 @@ class Drill:
         Returns the seconds waited, or None when the outputs stopped moving for `stall` seconds
         or `timeout` passed without matching (the checks then say what is missing).
         """
-        started = time.monotonic()
-        while not self.outputs.matches(expectation):
-            now = time.monotonic()
-            if now - started > timeout or now - self.outputs.last_record_at > stall:
-                return None
-            self.check_workers_alive()
-            await asyncio.sleep(0.25)
-        waited = time.monotonic() - started
+        try:
+            waited = await wait_until(
+                lambda: self.outputs.matches(expectation),
+                timeout=timeout,
+                what="the outputs to match the replay",
+                progress=lambda: self.outputs.last_record_at,
+                stall=stall,
+                check=self.check_workers_alive,
+            )
+        except WaitTimeout:
+            return None
         await asyncio.sleep(settle)
         return waited
 
     def check_workers_alive(self) -> None:
         """Raise if a worker the drill did not kill has exited."""
         for worker in self.workers:
-            process = worker.process
-            if process is not None and process.poll() is not None and id(worker) not in self._ended:
-                raise RuntimeError(
-                    f"worker {worker.log_path.name} exited with {process.returncode}:\n"
-                    + worker.tail()
-                )
-
-    async def delete_topics(self) -> None:
-        """Delete every topic of this drill (its prefix is unique to it)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            names = [name for name in await admin.list_topics() if name.startswith(self.prefix)]
-            if names:
-                await admin.delete_topics(names)
-        except Exception as exc:  # cleanup must not hide the drill's own result
-            log.warning("could not delete topics of %s: %r", self.prefix, exc)
-        finally:
-            await admin.close()
-
-
-async def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> float | None:
-    """Poll `predicate()` until true; return the seconds it took, or None on timeout."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        await asyncio.sleep(interval)
-    return None
+            if id(worker) not in self._ended:
+                worker.check_alive()

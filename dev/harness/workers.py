@@ -1,94 +1,89 @@
-"""Run `stream-app worker` as a child process, the way an operator would."""
+"""Run `stream-app worker` as a child process, the way an operator would, from `Settings`."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+from dev.harness.metrics import WorkerMetrics
+from stream_app.settings import ProcessingGuarantee, Settings
 
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """Environment for one worker process (every STREAM_APP_* setting it reads)."""
 
-    broker: str
-    app_id: str
-    input_topic: str
-    output_topic: str
-    transitions_topic: str
-    dlq_topic: str
-    data_dir: Path
-    web_port: int
-    partitions: int = 8
-    processing_guarantee: str = "exactly_once"
-    extra_env: dict[str, str] = field(default_factory=dict)
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    def env(self) -> dict[str, str]:
-        """The process environment: ours on top of the caller's."""
-        return {
-            **os.environ,
-            "STREAM_APP_BROKER": self.broker,
-            "STREAM_APP_ID": self.app_id,
-            "STREAM_APP_INPUT_TOPIC": self.input_topic,
-            "STREAM_APP_OUTPUT_TOPIC": self.output_topic,
-            "STREAM_APP_TRANSITIONS_TOPIC": self.transitions_topic,
-            "STREAM_APP_DLQ_TOPIC": self.dlq_topic,
-            "STREAM_APP_PARTITIONS": str(self.partitions),
-            "STREAM_APP_DATA_DIR": str(self.data_dir),
-            "STREAM_APP_WEB_PORT": str(self.web_port),
-            "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee,
-            **self.extra_env,
-        }
 
-    @classmethod
-    def for_prefix(
-        cls, broker: str, prefix: str, data_dir: Path, web_port: int, **kwargs: object
-    ) -> WorkerConfig:
-        """A config whose app id and topic names all start with `prefix`."""
-        return cls(
-            broker=broker,
-            app_id=prefix,
-            input_topic=f"{prefix}-events",
-            output_topic=f"{prefix}-sessions",
-            transitions_topic=f"{prefix}-transitions",
-            dlq_topic=f"{prefix}-dlq",
-            data_dir=data_dir,
-            web_port=web_port,
-            **kwargs,  # type: ignore[arg-type]
-        )
+def settings_for(
+    bootstrap: str,
+    prefix: str,
+    data_dir: Path,
+    web_port: int | None = None,
+    partitions: int = 8,
+    guarantee: str | ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
+) -> Settings:
+    """Settings whose app id and topic names all start with `prefix` (a run of its own)."""
+    return Settings(
+        broker=Settings.from_env({"STREAM_APP_BROKER": bootstrap}).broker,
+        app_id=prefix,
+        input_topic=f"{prefix}-events",
+        output_topic=f"{prefix}-sessions",
+        transitions_topic=f"{prefix}-transitions",
+        dlq_topic=f"{prefix}-dlq",
+        partitions=partitions,
+        data_dir=data_dir,
+        web_port=free_port() if web_port is None else web_port,
+        processing_guarantee=ProcessingGuarantee(guarantee),
+    )
 
 
 class WorkerProcess:
     """A running worker: start it, wait until healthy, stop it gently or kill it."""
 
-    def __init__(self, config: WorkerConfig, log_path: Path, log_level: str = "info") -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        log_level: str = "info",
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
         self.log_path = log_path
         self.log_level = log_level
+        #: Environment beyond the settings, e.g. Faust's own BROKER_SESSION_TIMEOUT.
+        self.extra_env = dict(extra_env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Base URL of the worker's web server."""
-        return f"http://127.0.0.1:{self.config.web_port}"
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def env(self) -> dict[str, str]:
+        """The process environment: the caller's, the settings, then the extra variables."""
+        return {**os.environ, **self.settings.to_env(), **self.extra_env}
 
     def start(self, wait: bool = True, timeout: float = 90.0) -> WorkerProcess:
         """Spawn the worker; with `wait`, return once GET /health answers 200."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         command = [sys.executable, "-m", "stream_app", "worker", "-l", self.log_level]
-        command += ["--web-port", str(self.config.web_port), "--web-host", "127.0.0.1"]
+        command += ["--web-port", str(self.settings.web_port), "--web-host", "127.0.0.1"]
         self.process = subprocess.Popen(
             command,
-            env=self.config.env(),
+            env=self.env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -97,12 +92,24 @@ class WorkerProcess:
             self.wait_healthy(timeout)
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise, with the log's tail, if the worker was started and has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(
+                f"worker {self.log_path.name} exited with {self.process.returncode}:\n"
+                + self.tail()
+            )
+
     def wait_healthy(self, timeout: float = 90.0) -> None:
         """Block until GET /health is 200; raise with the log tail if the worker dies or hangs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.tail()}")
+            self.check_alive()
             if self.health() == 200:
                 return
             time.sleep(0.25)
@@ -111,20 +118,25 @@ class WorkerProcess:
     def health(self) -> int | None:
         """HTTP status of GET /health, or None when nothing answers."""
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
+            return self.get("/health", timeout=2)[0]
         except OSError:
             return None
 
-    def get(self, path: str) -> tuple[int, bytes]:
+    def get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
         """GET a path on the worker's web server: (status, body)."""
         try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+    def metrics(self) -> WorkerMetrics | None:
+        """GET /metrics, parsed; None when the worker does not answer 200."""
+        try:
+            status, body = self.get("/metrics")
+        except OSError:
+            return None
+        return WorkerMetrics.parse(body.decode()) if status == 200 else None
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, then SIGKILL: a clean shutdown when the worker allows it."""

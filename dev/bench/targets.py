@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from dev import ROOT
+from dev.harness.kafka import create_topic
+from dev.harness.metrics import WorkerMetrics
+from dev.harness.workers import WorkerProcess
 from stream_app.settings import Settings
-from stream_app.tools.worker_process import WorkerConfig, WorkerProcess
 from stream_app.worker.topics import ensure_topics
-
-_METRIC = re.compile(r"^(stream_app_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$", re.MULTILINE)
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def peak_rss_kib(pid: int) -> int | None:
@@ -80,8 +72,8 @@ class Target(Protocol):
     def alive(self) -> bool:
         """Whether the process still runs."""
 
-    def metrics(self) -> dict[str, float] | None:
-        """The worker's /metrics counters (None for the raw loop)."""
+    def metrics(self) -> WorkerMetrics | None:
+        """The worker's /metrics (None for the raw loop)."""
 
     def stop(self) -> None:
         """SIGTERM and wait."""
@@ -95,7 +87,7 @@ class WorkerTarget:
     """`stream-app worker` with one processing guarantee, on its own app id and topics."""
 
     name: str
-    config: WorkerConfig
+    settings: Settings
     log_path: Path
     group: str = ""
     input_topic: str = ""
@@ -114,12 +106,7 @@ class WorkerTarget:
             settings.dlq_topic,
             settings.claims_topic,
         ]
-        self.process = WorkerProcess(self.config, self.log_path, log_level="info")
-
-    @property
-    def settings(self) -> Settings:
-        """The worker's settings, as it reads them from its environment."""
-        return Settings.from_env(self.config.env())
+        self.process = WorkerProcess(self.settings, self.log_path, log_level="info")
 
     @property
     def changelogs(self) -> list[str]:
@@ -132,7 +119,7 @@ class WorkerTarget:
 
     def start(self) -> None:
         """Spawn the worker."""
-        self.process = WorkerProcess(self.config, self.log_path, log_level="info")
+        self.process = WorkerProcess(self.settings, self.log_path, log_level="info")
         self.process.start(wait=False)
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
@@ -150,20 +137,11 @@ class WorkerTarget:
 
     def alive(self) -> bool:
         """Whether the worker still runs."""
-        return self.process.process is not None and self.process.process.poll() is None
+        return self.process.alive
 
-    def metrics(self) -> dict[str, float] | None:
-        """Counters from GET /metrics, labels folded into the name."""
-        try:
-            status, body = self.process.get("/metrics")
-        except OSError:
-            return None
-        if status != 200:
-            return None
-        return {
-            name + (labels or ""): float(value)
-            for name, labels, value in _METRIC.findall(body.decode())
-        }
+    def metrics(self) -> WorkerMetrics | None:
+        """GET /metrics, parsed."""
+        return self.process.metrics()
 
     def stop(self) -> None:
         """SIGTERM, wait for a clean shutdown (SIGKILL after 60 s)."""
@@ -176,7 +154,7 @@ class WorkerTarget:
 
 @dataclass
 class RawTarget:
-    """The raw aiokafka loop (stream_app.bench.raw) in its own process."""
+    """The raw aiokafka loop (dev.bench.raw) in its own process."""
 
     name: str
     bootstrap: str
@@ -194,22 +172,22 @@ class RawTarget:
 
     async def prepare(self) -> None:
         """Create the output topic with the input's partition count."""
-        from stream_app.bench.probe import Probe
-        from stream_app.tools.kafka_io import create_topic
+        from dev.bench.probe import Probe
 
         async with Probe(self.bootstrap) as probe:
             partitions = len(await probe.partitions(self.input_topic))
         await create_topic(self.bootstrap, self.output_topic, partitions)
 
     def start(self) -> None:
-        """Spawn `python -m stream_app.bench.raw`."""
+        """Spawn `python -m dev.bench.raw`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "stream_app.bench.raw", "--bootstrap", self.bootstrap]
+        command = [sys.executable, "-m", "dev.bench.raw", "--bootstrap", self.bootstrap]
         command += ["--input", self.input_topic, "--output", self.output_topic]
         command += ["--group", self.group]
+        # dev/ is not installed: the child runs from the repository root, like `make bench`.
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def ready(self) -> bool:
@@ -238,7 +216,7 @@ class RawTarget:
         """Whether the raw loop still runs."""
         return self.process is not None and self.process.poll() is None
 
-    def metrics(self) -> dict[str, float] | None:
+    def metrics(self) -> WorkerMetrics | None:
         """The raw loop has no /metrics."""
         return None
 

@@ -10,7 +10,7 @@ from msgspec import Struct
 
 from stream_app.domain.events import CartItemInput
 
-SessionStateName = Literal["open", "closed", "cancelled", "partially_returned"]
+SessionStatus = Literal["open", "closed", "cancelled", "partially_returned"]
 
 
 # gc=False on every Struct here: they hold only decoded values and other such Structs, so they
@@ -33,7 +33,7 @@ class CustomerSession(Struct, frozen=True, gc=False, rename="camel"):
     profile_id: str
     coupon: str
     referral: str
-    state: SessionStateName
+    state: SessionStatus
     cart_items: list[CartItem]
     identifiers: list[str]
     attributes: dict[str, Any]
@@ -49,8 +49,8 @@ class Transition(Struct, frozen=True, gc=False, rename="camel"):
     integration_id: str
     application_id: int
     profile_id: str
-    from_state: SessionStateName | None = msgspec.field(name="from")
-    to: SessionStateName
+    from_state: SessionStatus | None = msgspec.field(name="from")
+    to: SessionStatus
     at: datetime
     event_id: str
     total: float

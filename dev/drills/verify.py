@@ -26,8 +26,9 @@ from typing import Any
 
 import msgspec
 
+from dev.drills.expect import Expectation, SessionHistory
+from dev.harness.replay import Coordinates
 from stream_app.domain import decode_customer_session, decode_key, decode_rejection, encode_json
-from stream_app.drills.replay import Coordinates, Expectation, SessionHistory
 
 #: Examples kept per kind of problem (the counts are always complete).
 EXAMPLES = 5
