@@ -1,0 +1,323 @@
+"""The two agents' bodies, SessionProcessor and ProfileProcessor, with in-memory fakes of Faust.
+
+No broker and no Faust: a dict stands in for a table, a list for the producer. Every outcome
+path of a consumed record is covered, down to the bytes and headers each send carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream_app.domain import (
+    ProfileClaim,
+    ProfileVerdict,
+    decode_claim,
+    decode_customer_session,
+    decode_rejection,
+    decode_stored,
+    decode_transition,
+    decode_verdict,
+    encode_claim,
+    encode_verdict,
+)
+from stream_app.settings import Settings
+from stream_app.worker.metrics import Metrics
+from stream_app.worker.ports import Headers
+from stream_app.worker.profiles import ProfileProcessor
+from stream_app.worker.sessions import SESSION_PARTITION_HEADER, SessionProcessor
+
+from .builders import CART, raw, update
+
+SETTINGS = Settings.from_env({"STREAM_APP_ID": "app", "STREAM_APP_DATA_DIR": str(Path("x"))})
+INPUT = SETTINGS.input_topic
+KEY = "s1"
+
+
+class FakeTable(dict[str, bytes]):
+    """A table of bytes; `data` is the table itself, as RocksDB is under Faust's table."""
+
+    @property
+    def data(self) -> FakeTable:
+        return self
+
+
+@dataclass(frozen=True)
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None
+    headers: Headers | None
+
+
+@dataclass
+class FakeProducer:
+    sent: list[Sent] = field(default_factory=list)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Headers | None,
+    ) -> Any:
+        self.sent.append(Sent(topic, key, value, partition, headers))
+        return None
+
+    async def maybe_start_producer(self) -> FakeProducer:
+        return self
+
+    def to(self, topic: str) -> list[Sent]:
+        return [record for record in self.sent if record.topic == topic]
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int = 3
+    offset: int = 0
+    headers: Sequence[tuple[str, bytes]] | None = None
+
+
+@dataclass
+class Sessions:
+    """A SessionProcessor on fakes, and a way to feed it records."""
+
+    table: FakeTable = field(default_factory=FakeTable)
+    producer: FakeProducer = field(default_factory=FakeProducer)
+    metrics: Metrics = field(default_factory=Metrics)
+    offset: int = 0
+
+    @property
+    def processor(self) -> SessionProcessor:
+        return SessionProcessor(SETTINGS, self.table, self.producer, self.metrics)
+
+    def consume(
+        self,
+        value: bytes | None,
+        key: bytes | None = KEY.encode(),
+        topic: str = INPUT,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Message:
+        message = Message(topic, key, value, offset=self.offset, headers=headers)
+        self.offset += 1
+        asyncio.run(self.processor.handle(message))
+        return message
+
+    def verdict(self, integration_id: str, profile_id: str, is_first: bool) -> None:
+        verdict = ProfileVerdict(322, profile_id, integration_id, is_first)
+        self.consume(encode_verdict(verdict), integration_id.encode(), SETTINGS.verdicts_topic)
+
+
+def _event(event_id: str, **session: Any) -> bytes:
+    return raw({**update(event_id, **session), "integrationId": KEY, "applicationId": 322})
+
+
+@pytest.fixture
+def sessions() -> Sessions:
+    return Sessions()
+
+
+def test_an_applied_event_is_stored_and_sends_its_snapshot_and_transition(
+    sessions: Sessions,
+) -> None:
+    sessions.consume(_event("e1", cart_items=CART))
+    [snapshot] = sessions.producer.to(SETTINGS.output_topic)
+    [transition] = sessions.producer.to(SETTINGS.transitions_topic)
+    assert len(sessions.producer.sent) == 2
+    assert snapshot.key == transition.key == KEY.encode()
+    session = decode_customer_session(snapshot.value)
+    assert (session.integration_id, session.update_count, session.first_session) == (KEY, 1, True)
+    moved = decode_transition(transition.value)
+    assert (moved.from_state, moved.to) == (None, "open")
+    assert decode_stored(sessions.table[KEY]).session == session
+    assert sessions.processor.lookup(KEY) == session
+    metrics = sessions.metrics
+    assert (metrics.events_consumed, metrics.applied, metrics.snapshots_sent) == (1, 1, 1)
+    assert metrics.transitions == {"open": 1}
+    assert metrics.latency_count == 1
+
+
+def test_an_event_without_a_state_change_sends_no_transition(sessions: Sessions) -> None:
+    sessions.consume(_event("e1"))
+    sessions.producer.sent.clear()
+    sessions.consume(_event("e2", coupon="C1"))
+    [snapshot] = sessions.producer.sent
+    assert snapshot.topic == SETTINGS.output_topic
+    assert decode_customer_session(snapshot.value).coupon == "C1"
+
+
+def test_a_closing_event_sends_its_transition(sessions: Sessions) -> None:
+    sessions.consume(_event("e1"))
+    sessions.consume(_event("e2", state="closed"))
+    moves = [decode_transition(r.value) for r in sessions.producer.to(SETTINGS.transitions_topic)]
+    assert [(m.from_state, m.to) for m in moves] == [(None, "open"), ("open", "closed")]
+    assert sessions.metrics.transitions == {"open": 1, "closed": 1}
+
+
+def test_a_claim_goes_out_with_the_session_partition_and_the_snapshot_is_held(
+    sessions: Sessions,
+) -> None:
+    sessions.consume(_event("e1"))
+    published = decode_customer_session(sessions.producer.to(SETTINGS.output_topic)[0].value)
+    sessions.consume(_event("e2", profile_id="p1"))
+    [claim] = sessions.producer.to(SETTINGS.claims_topic)
+    assert claim.key == b"322:p1"
+    assert decode_claim(claim.value) == ProfileClaim(322, "p1", KEY)
+    # The verdict must come back to the partition this session's record was read from.
+    assert claim.headers == [(SESSION_PARTITION_HEADER, b"3")]
+    assert len(sessions.producer.to(SETTINGS.output_topic)) == 1  # held: nothing new
+    assert sessions.metrics.claims_sent == 1
+    assert sessions.metrics.snapshots_held == 1
+    # Until the verdict, GET /sessions keeps answering the last snapshot sent.
+    assert sessions.processor.lookup(KEY) == published
+
+
+def test_a_verdict_is_applied_and_releases_the_held_snapshot(sessions: Sessions) -> None:
+    sessions.consume(_event("e1", profile_id="p1"))
+    assert sessions.producer.to(SETTINGS.output_topic) == []
+    assert sessions.processor.lookup(KEY) is None
+    sessions.verdict(KEY, "p1", is_first=False)
+    [snapshot] = sessions.producer.to(SETTINGS.output_topic)
+    assert snapshot.key == KEY.encode()
+    released = decode_customer_session(snapshot.value)
+    assert (released.profile_id, released.first_session, released.update_count) == ("p1", False, 1)
+    assert decode_stored(sessions.table[KEY]).claims == {"p1": False}
+    assert sessions.processor.lookup(KEY) == released
+    metrics = sessions.metrics
+    assert (metrics.verdicts_consumed, metrics.verdicts_applied) == (1, 1)
+    # A verdict is not an input event.
+    assert metrics.events_consumed == 1
+    assert metrics.snapshots_sent == 1
+
+
+def test_a_verdict_for_a_session_not_in_the_table_is_dropped(sessions: Sessions) -> None:
+    sessions.verdict("unknown", "p1", is_first=True)
+    assert sessions.producer.sent == []
+    assert sessions.table == {}
+    assert (sessions.metrics.verdicts_consumed, sessions.metrics.verdicts_applied) == (1, 0)
+
+
+def test_a_duplicate_event_is_skipped_without_output(sessions: Sessions) -> None:
+    sessions.consume(_event("e1"))
+    stored = sessions.table[KEY]
+    sent = len(sessions.producer.sent)
+    sessions.consume(_event("e1", coupon="IGNORED"))
+    assert len(sessions.producer.sent) == sent
+    assert sessions.table[KEY] == stored
+    assert (sessions.metrics.duplicates, sessions.metrics.events_consumed) == (1, 2)
+
+
+def test_a_rejected_event_goes_to_the_dead_letters_with_its_bytes_and_source(
+    sessions: Sessions,
+) -> None:
+    value = b'{"eventId": "e1", "type": \xff'
+    message = sessions.consume(value, key=b"k\xfe")
+    [dead] = sessions.producer.sent
+    assert dead.topic == SETTINGS.dlq_topic
+    assert dead.key == b"k\xfe"  # the key it arrived with
+    rejection = decode_rejection(dead.value)
+    assert rejection.error.code == "malformed_json"
+    assert rejection.event_encoding == "base64"
+    assert base64.b64decode(rejection.event) == value
+    source = rejection.source
+    assert (source.topic, source.partition, source.offset) == (INPUT, 3, message.offset)
+    assert source.key == "k\\xfe"
+    assert sessions.metrics.rejected == {"malformed_json": 1}
+    assert sessions.table == {}
+
+
+def test_an_event_the_session_refuses_is_dead_lettered_and_changes_nothing(
+    sessions: Sessions,
+) -> None:
+    sessions.consume(_event("e1", state="closed"))
+    stored = sessions.table[KEY]
+    sessions.producer.sent.clear()
+    value = _event("e2", coupon="LATE")
+    sessions.consume(value)
+    [dead] = sessions.producer.sent
+    rejection = decode_rejection(dead.value)
+    assert (rejection.error.code, rejection.event) == ("session_locked", value.decode())
+    assert sessions.table[KEY] == stored
+
+
+def test_an_event_without_a_key_is_rekeyed_with_its_coordinates(sessions: Sessions) -> None:
+    value = _event("e1")
+    message = sessions.consume(value, key=None)
+    [rekeyed] = sessions.producer.sent
+    assert rekeyed.topic == SETTINGS.rekeyed_topic
+    assert (rekeyed.key, rekeyed.value) == (KEY.encode(), value)
+    assert rekeyed.headers == [
+        ("source-topic", INPUT.encode()),
+        ("source-partition", b"3"),
+        ("source-offset", str(message.offset).encode()),
+    ]
+    assert sessions.table == {}
+    assert (sessions.metrics.events_consumed, sessions.metrics.applied) == (1, 0)
+
+    # Read back from the re-keyed topic, it is applied like any keyed event.
+    sessions.consume(value, topic=SETTINGS.rekeyed_topic, headers=rekeyed.headers)
+    assert decode_stored(sessions.table[KEY]).session.update_count == 1
+    assert sessions.metrics.applied == 1
+    assert sessions.metrics.events_consumed == 1  # counted once, where it entered
+
+
+def test_a_rekeyed_event_that_is_rejected_names_where_it_was_first_written(
+    sessions: Sessions,
+) -> None:
+    sessions.consume(_event("e1", state="cancelled"))
+    sessions.producer.sent.clear()
+    value = _event("e2", state="cancelled")
+    headers = [("source-topic", INPUT.encode()), ("source-partition", b"5"),
+               ("source-offset", b"42")]  # fmt: skip
+    sessions.consume(value, topic=SETTINGS.rekeyed_topic, headers=headers)
+    [dead] = sessions.producer.sent
+    assert dead.key is None  # it arrived without one
+    rejection = decode_rejection(dead.value)
+    assert rejection.error.code == "invalid_transition"
+    assert rejection.event == value.decode()
+    source = rejection.source
+    assert (source.topic, source.partition, source.offset, source.key) == (INPUT, 5, 42, None)
+
+
+@dataclass
+class Profiles:
+    table: FakeTable = field(default_factory=FakeTable)
+    producer: FakeProducer = field(default_factory=FakeProducer)
+
+    def claim(self, integration_id: str, partition: bytes | None) -> ProfileVerdict:
+        processor = ProfileProcessor(SETTINGS, self.table, self.producer, Metrics())
+        claim = ProfileClaim(322, "p1", integration_id)
+        headers = None if partition is None else [(SESSION_PARTITION_HEADER, partition)]
+        message = Message(SETTINGS.claims_topic, b"322:p1", encode_claim(claim), 0, 0, headers)
+        asyncio.run(processor.handle(message))
+        sent = self.producer.sent[-1]
+        assert sent.topic == SETTINGS.verdicts_topic
+        assert sent.key == integration_id.encode()
+        assert sent.partition == (None if partition is None else int(partition))
+        return decode_verdict(sent.value)
+
+
+def test_the_first_claim_of_a_profile_wins_and_each_verdict_goes_to_its_session() -> None:
+    profiles = Profiles()
+    first = profiles.claim("s1", b"6")
+    assert (first.integration_id, first.is_first) == ("s1", True)
+    assert profiles.table == {"322:p1": b"s1"}
+    later = profiles.claim("s2", b"1")
+    assert (later.integration_id, later.is_first) == ("s2", False)
+    again = profiles.claim("s1", None)  # a claim made again after a reprocessing
+    assert again.is_first is True
+    assert profiles.table == {"322:p1": b"s1"}
+    assert json.loads(profiles.producer.sent[0].value)["isFirst"] is True
