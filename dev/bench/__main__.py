@@ -30,6 +30,7 @@ from dev.bench import core
 from dev.bench.expect import expected_outputs
 from dev.bench.report import Report, machine
 from dev.bench.runs import (
+    Throughput,
     event_key,
     measure_state,
     run_latency,
@@ -37,7 +38,7 @@ from dev.bench.runs import (
     run_throughput,
     snapshot_key,
 )
-from dev.bench.targets import RawTarget, WorkerTarget
+from dev.bench.targets import RawTarget, Target, WorkerTarget
 from dev.harness.kafka import bootstrap_from_env, create_topic, delete_topics, produce_all
 from dev.harness.metrics import WorkerMetrics
 from dev.harness.workers import settings_for
@@ -215,13 +216,7 @@ async def _run(
                 group=f"{prefix}-raw{n}",
                 log_path=logs / f"raw{n}.log",
             )
-            _say(f"throughput: {target.name}")
-            result = await run_throughput(bootstrap, target, events)
-            _say(
-                f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s,"
-                f" {result.cpu_us_per_event or 0:,.0f} CPU us/event"
-            )
-            report.raw.append(result)
+            report.raw.append(await _throughput(bootstrap, target, events, target.name))
 
         for number, mode in enumerate(modes, start=1):
             # The limit is measured next to each worker run (and once after): median of them.
@@ -231,12 +226,7 @@ async def _run(
                 settings=worker_settings(mode, mode, input_topic),
                 log_path=logs / f"{mode}.log",
             )
-            _say(f"throughput: worker, {mode}")
-            result = await run_throughput(bootstrap, target, events)
-            _say(
-                f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s,"
-                f" {result.cpu_us_per_event or 0:,.0f} CPU us/event"
-            )
+            result = await _throughput(bootstrap, target, events, f"worker, {mode}")
             report.workers.append(result)
             _check_counts(report, mode, result.metrics, result.output_records, expected.applied)
             if "state" in sections:
@@ -263,6 +253,17 @@ async def _run(
             await _latency_pass(
                 report, rate, duration, warmup, modes, args.seed, logs, worker_settings
             )
+
+
+async def _throughput(bootstrap: str, target: Target, events: int, label: str) -> Throughput:
+    """One throughput run, announced and summed up on the console."""
+    _say(f"throughput: {label}")
+    result = await run_throughput(bootstrap, target, events)
+    _say(
+        f"  {result.events_per_second:,.0f} events/s in {result.seconds:.1f} s,"
+        f" {result.cpu_us_per_event or 0:,.0f} CPU us/event"
+    )
+    return result
 
 
 async def _latency_pass(
