@@ -11,6 +11,7 @@ from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.changelog import FencedProducers, FencedTable
 from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.profiles import ProfileProcessor
@@ -60,6 +61,9 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
         processing_guarantee=settings.processing_guarantee.value,
+        # Static membership: a restarted worker gets its partitions back at once, without a
+        # rebalance and without waiting out its killed predecessor's session timeout.
+        consumer_group_instance_id=settings.group_instance_id,
         topic_partitions=partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -76,6 +80,8 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES,
         # Recovery that restores every committed changelog record (see recovery.py).
         TableManager=StreamTableManager,
+        # Changelog records that follow their outputs under at_least_once (changelog.py).
+        Table=FencedTable,
     )
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         app.conf.consumer_api_version = "auto"
@@ -99,11 +105,13 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     metrics: Metrics = app.metrics
     # The processors send straight to the app's producer, by topic name (see sessions.py).
+    # Under at_least_once a changelog record waits for the outputs sent before it.
+    producers = FencedProducers(app)
     sessions = SessionProcessor(
-        settings=settings, table=sessions_table, producers=app, metrics=metrics
+        settings=settings, table=sessions_table, producers=producers, metrics=metrics
     )
     profiles = ProfileProcessor(
-        settings=settings, table=profiles_table, producers=app, metrics=metrics
+        settings=settings, table=profiles_table, producers=producers, metrics=metrics
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.

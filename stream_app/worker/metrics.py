@@ -24,6 +24,7 @@ class Metrics:
     snapshots_held: int = 0
     claims_sent: int = 0
     verdicts_applied: int = 0
+    verdicts_without_session: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
@@ -77,6 +78,11 @@ class Metrics:
                 [("", self.claims_sent)])  # fmt: skip
         counter("stream_app_profile_verdicts_total", "firstSession verdicts applied to a session.",
                 [("", self.verdicts_applied)])  # fmt: skip
+        counter(
+            "stream_app_profile_verdicts_without_session_total",
+            "Verdicts read before their session's state (at_least_once, after a crash).",
+            [("", self.verdicts_without_session)],
+        )
 
         name = "stream_app_processing_seconds"
         lines.append(f"# HELP {name} Time from receiving an event to queueing its outputs.")

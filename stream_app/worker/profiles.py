@@ -26,7 +26,6 @@ class ProfileProcessor:
         key = profile_key(claim.application_id, claim.profile_id)
         stored = self.table.get(key)
         owner, verdict = decide_claim(None if stored is None else stored.decode(), claim)
-        self.table[key] = owner.encode()
         partition = dict(message.headers or ()).get(SESSION_PARTITION_HEADER)
         producer = await self.producers.maybe_start_producer()
         await producer.send(
@@ -39,3 +38,6 @@ class ProfileProcessor:
             None,
             None,
         )
+        # Written after the verdict: under at_least_once the changelog record then waits for
+        # it (changelog.py).
+        self.table[key] = owner.encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,14 +26,20 @@ from stream_app.domain import (
     published_snapshot,
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
-from stream_app.settings import Settings
+from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.ports import Headers, Message, Producers, Table
+
+log = logging.getLogger(__name__)
 
 #: Headers that carry a re-keyed event's original coordinates, for its dead-letter record.
 SOURCE_HEADERS = ("source-topic", "source-partition", "source-offset")
 #: Header on claims naming the partition of the claiming session, where its verdict must go.
 SESSION_PARTITION_HEADER = "session-partition"
+
+
+class MissingSessionState(RuntimeError):
+    """The local table lacks a session that committed records say exists."""
 
 
 @dataclass
@@ -50,7 +57,7 @@ class SessionProcessor:
         topic = message.topic
         if topic == self.settings.verdicts_topic:
             self.metrics.verdicts_consumed += 1
-            await self._handle_verdict(message.value or b"")
+            await self._handle_verdict(message)
         else:
             if topic == self.settings.input_topic:
                 self.metrics.events_consumed += 1
@@ -106,7 +113,6 @@ class SessionProcessor:
                 await self._reject(rejected, raw, message)
             case Applied() as applied:
                 self.metrics.applied += 1
-                self.table[decoded.integration_id] = encode_stored(applied.stored)
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1
@@ -126,17 +132,46 @@ class SessionProcessor:
                         value=encode_json(applied.transition),
                     )
                 await self._send_snapshot(key_bytes, applied.snapshot)
+                # Written after the outputs: under at_least_once the changelog record then
+                # waits for them (changelog.py).
+                self.table[decoded.integration_id] = encode_stored(applied.stored)
 
-    async def _handle_verdict(self, raw: bytes) -> None:
-        verdict = decode_verdict(raw)
+    async def _handle_verdict(self, message: Message) -> None:
+        verdict = decode_verdict(message.value or b"")
         stored = self.table.data.get(verdict.integration_id)
         if stored is None:
+            self._verdict_without_session(verdict.integration_id, message)
             return
         state, released = apply_verdict(decode_stored(stored), verdict)
         self.metrics.verdicts_applied += 1
-        self.table[verdict.integration_id] = encode_stored(state)
         if released is not None:
             await self._send_snapshot(verdict.integration_id.encode(), released)
+        self.table[verdict.integration_id] = encode_stored(state)
+
+    def _verdict_without_session(self, integration_id: str, message: Message) -> None:
+        """A verdict whose session is not in the local table: never dropped unseen.
+
+        A claim leaves only together with the state of the session that made it, so under
+        exactly_once the session is always there: its absence means the local table lost
+        committed state. Raising stops the worker without committing (Checkpoint.handle); its
+        successor rebuilds the table from the changelog and reads this verdict again.
+        Under at_least_once the verdict can legitimately come first: the claiming event's
+        state change was lost with its worker, its offset was not committed, and when it is
+        applied again it sends a new claim, which gets the same answer. It is counted.
+        """
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        if self.settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
+            raise MissingSessionState(
+                f"verdict {where} for session {integration_id!r}, which is not in the local "
+                "table: the table is behind its changelog"
+            )
+        self.metrics.verdicts_without_session += 1
+        log.warning(
+            "verdict %s for session %r before the session's state; its claim will be sent "
+            "again when the claiming event is applied again",
+            where,
+            integration_id,
+        )
 
     async def _send_snapshot(self, key: bytes, snapshot: CustomerSessionT | None) -> None:
         if snapshot is None:

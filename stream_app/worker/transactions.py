@@ -25,6 +25,8 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 
+from stream_app.worker.changelog import ChangelogFence
+
 log = logging.getLogger(__name__)
 
 #: Exit status of a worker that stops hard because handling an event failed unexpectedly.
@@ -150,6 +152,9 @@ class SourcePartitionTransactionManager(TransactionManager):
     async def _commit_pending(self, start_new_transaction: bool) -> bool:
         checkpoint, app = self.checkpoint, self.app
         consumer: Any = self.consumer  # faust's Consumer: its private bookkeeping is used
+        if not app.in_transaction:
+            # Changelog records held back behind their outputs (changelog.py) go first.
+            await ChangelogFence.of(app).drain()
         await drain_producer_buffer(app)
         assignment = consumer.assignment()
         for tp in [tp for tp in checkpoint.pending if tp not in assignment]:

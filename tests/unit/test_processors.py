@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,20 @@ from stream_app.domain import (
     encode_claim,
     encode_verdict,
 )
-from stream_app.settings import Settings
+from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.ports import Headers
 from stream_app.worker.profiles import ProfileProcessor
-from stream_app.worker.sessions import SESSION_PARTITION_HEADER, SessionProcessor
+from stream_app.worker.sessions import (
+    SESSION_PARTITION_HEADER,
+    MissingSessionState,
+    SessionProcessor,
+)
 
 from .builders import CART, raw, update
 
 SETTINGS = Settings.from_env({"STREAM_APP_ID": "app", "STREAM_APP_DATA_DIR": str(Path("x"))})
+ALO = replace(SETTINGS, processing_guarantee=ProcessingGuarantee.AT_LEAST_ONCE)
 INPUT = SETTINGS.input_topic
 KEY = "s1"
 
@@ -99,10 +104,11 @@ class Sessions:
     producer: FakeProducer = field(default_factory=FakeProducer)
     metrics: Metrics = field(default_factory=Metrics)
     offset: int = 0
+    settings: Settings = SETTINGS
 
     @property
     def processor(self) -> SessionProcessor:
-        return SessionProcessor(SETTINGS, self.table, self.producer, self.metrics)
+        return SessionProcessor(self.settings, self.table, self.producer, self.metrics)
 
     def consume(
         self,
@@ -203,11 +209,24 @@ def test_a_verdict_is_applied_and_releases_the_held_snapshot(sessions: Sessions)
     assert metrics.snapshots_sent == 1
 
 
-def test_a_verdict_for_a_session_not_in_the_table_is_dropped(sessions: Sessions) -> None:
+def test_a_verdict_for_a_session_not_in_the_table_stops_the_worker_under_exactly_once(
+    sessions: Sessions,
+) -> None:
+    # A claim only leaves with its session's state: a missing session is lost local state.
+    with pytest.raises(MissingSessionState, match="'unknown'"):
+        sessions.verdict("unknown", "p1", is_first=True)
+    assert sessions.producer.sent == []
+    assert sessions.table == {}
+
+
+def test_a_verdict_before_its_session_is_counted_under_at_least_once() -> None:
+    sessions = Sessions(settings=ALO)
     sessions.verdict("unknown", "p1", is_first=True)
     assert sessions.producer.sent == []
     assert sessions.table == {}
-    assert (sessions.metrics.verdicts_consumed, sessions.metrics.verdicts_applied) == (1, 0)
+    metrics = sessions.metrics
+    assert (metrics.verdicts_consumed, metrics.verdicts_applied) == (1, 0)
+    assert metrics.verdicts_without_session == 1
 
 
 def test_a_duplicate_event_is_skipped_without_output(sessions: Sessions) -> None:
