@@ -36,6 +36,12 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     """Create missing topics, build the app and hand control to Faust's worker command."""
     # Imported here so that `stream-app --help` does not pay for importing Faust.
     from stream_app.worker.app import create_worker
+    from stream_app.worker.local_state import DataDirInUse, lock_data_dir
+
+    try:
+        lock_data_dir(settings.data_dir)
+    except DataDirInUse as exc:
+        sys.exit(f"stream-app: {exc}")
 
     try:
         partitions = asyncio.run(ensure_topics(settings))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +34,8 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_DATA_DIR": "./data",
     "STREAM_APP_WEB_PORT": "6066",
     "STREAM_APP_PROCESSING_GUARANTEE": ProcessingGuarantee.EXACTLY_ONCE.value,
+    # Empty: derived from the host name and the data directory (Settings.group_instance_id).
+    "STREAM_APP_INSTANCE_ID": "",
 }
 
 
@@ -49,6 +53,8 @@ class Settings:
     data_dir: Path
     web_port: int
     processing_guarantee: ProcessingGuarantee
+    #: Static group membership id; None: derived from the host and data directory.
+    instance_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +84,7 @@ class Settings:
             data_dir=Path(get("STREAM_APP_DATA_DIR")),
             web_port=_positive_int("STREAM_APP_WEB_PORT", get("STREAM_APP_WEB_PORT")),
             processing_guarantee=processing_guarantee,
+            instance_id=get("STREAM_APP_INSTANCE_ID") or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -93,7 +100,22 @@ class Settings:
             "STREAM_APP_DATA_DIR": str(self.data_dir),
             "STREAM_APP_WEB_PORT": str(self.web_port),
             "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee.value,
+            "STREAM_APP_INSTANCE_ID": self.instance_id or "",
         }
+
+    @property
+    def group_instance_id(self) -> str:
+        """The worker's id in the consumer group, the same each time it restarts.
+
+        With it, a restarted worker takes its partitions back at once instead of waiting for
+        the group to time its previous incarnation out. Unless set, it is the host name plus a
+        digest of the data directory's absolute path: stable across restarts of one worker,
+        and distinct between live workers, which never share a data directory (it is locked).
+        """
+        if self.instance_id:
+            return self.instance_id
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
+        return f"{socket.gethostname()}-{digest}"
 
     @property
     def bootstrap_servers(self) -> list[str]:

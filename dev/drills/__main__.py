@@ -26,14 +26,20 @@ from dev.harness.kafka import bootstrap_from_env
 
 #: Sizes of the full drills and of the quick ones (the CI suite uses the quick sizes).
 FULL: dict[str, dict[str, Any]] = {
+    "chaos": {"events": 19_000, "sessions": 3_000, "workers": 2, "kills": 20},
+    "chaos_at_least_once": {"events": 19_000, "sessions": 3_000, "workers": 2, "kills": 20},
     "kill9": {"events": 50_000, "sessions": 3_000, "kills": 20},
+    "kill9_at_least_once": {"events": 30_000, "sessions": 3_000, "kills": 12},
     "state_wiped": {"events": 30_000, "sessions": 3_000},
     "failover": {"events": 30_000, "sessions": 3_000},
     "poison_flood": {"hostile": 10_000, "valid": 10_000},
     "broker_restart": {"events": 20_000, "sessions": 2_000},
 }
 QUICK: dict[str, dict[str, Any]] = {
+    "chaos": {"events": 4_000, "sessions": 400, "workers": 2, "kills": 5},
+    "chaos_at_least_once": {"events": 4_000, "sessions": 400, "workers": 2, "kills": 5},
     "kill9": {"events": 3_000, "sessions": 200, "kills": 3},
+    "kill9_at_least_once": {"events": 3_000, "sessions": 200, "kills": 3},
     "state_wiped": {"events": 3_000, "sessions": 300, "after": 300},
     "failover": {"events": 4_000, "sessions": 300, "rate": 200.0},
     "poison_flood": {"hostile": 680, "valid": 1_000, "sessions": 100},
@@ -87,7 +93,10 @@ async def run(
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the drills, print and save the report."""
     parser = argparse.ArgumentParser(prog="python -m dev.drills", description=__doc__)
-    order = ["kill9", "state_wiped", "failover", "poison_flood", "broker_restart"]
+    order = [
+        "chaos", "chaos_at_least_once", "kill9", "kill9_at_least_once", "state_wiped",
+        "failover", "poison_flood", "broker_restart",
+    ]  # fmt: skip
     parser.add_argument("--only", default=",".join(order), help="comma list of drills")
     parser.add_argument("--quick", action="store_true", help="the small sizes the CI suite uses")
     parser.add_argument("--seed", type=int, default=1)

@@ -1,4 +1,4 @@
-"""The five failure drills. Each returns a DrillResult: passed or not, figures, problems.
+"""The failure drills. Each returns a DrillResult: passed or not, figures, problems.
 
 Every drill runs on its own topics and consumer group (see harness.Drill) and checks the
 outputs with verify.py against a replay of its input topic through the domain core.
@@ -453,8 +453,110 @@ async def poison_flood(
     return result
 
 
+# ----------------------------------------------------------------------------------------- chaos
+
+
+async def chaos(
+    options: DrillOptions,
+    events: int = 19_000,
+    sessions: int = 3_000,
+    workers: int = 2,
+    kills: int = 20,
+    partitions: int = 4,
+    guarantee: str = "exactly_once",
+) -> DrillResult:
+    """Several workers; a random one is SIGKILLed and restarted at once, again and again.
+
+    The stream is produced the whole time. Some kills hit a worker that is still starting
+    (joining, restoring its tables), some come back to back. Afterwards the outputs must equal
+    the replay through the core: nothing lost and, under exactly_once, nothing repeated.
+    """
+    result = DrillResult(f"chaos_{guarantee}")
+    started = time.monotonic()
+    async with Drill(options, "chaos", partitions=partitions, guarantee=guarantee) as drill:
+        pool = [drill.worker(index) for index in range(workers)]
+        records = list(generate_workload(options.seed, sessions, events))
+        for worker in pool:
+            await drill.start(worker)
+        # The input is spread over the kill phase (about 4 s between kills).
+        rate = max(50.0, events / (kills * 4.0))
+        result.figures.update(
+            events=events, sessions=sessions, workers=workers, kills=kills,
+            partitions=partitions, rate_per_s=round(rate), guarantee=guarantee,
+        )  # fmt: skip
+        producer = drill.producer(records, rate).start()
+        moments = Counter[str]()
+        spawned_at: dict[int, float] = {}
+        resumed: list[float] = []
+
+        def note_resumed() -> None:
+            # Restarted and consuming again: the worker answers /health (ready) once more.
+            for index, at in list(spawned_at.items()):
+                if pool[index].health() == 200:
+                    resumed.append(time.monotonic() - at)
+                    del spawned_at[index]
+
+        async def pause(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                await asyncio.to_thread(note_resumed)
+                await asyncio.sleep(0.25)
+
+        for _ in range(kills):
+            roll = drill.rng.random()
+            if roll < 0.2:
+                moments["back to back"] += 1
+                await pause(drill.rng.uniform(0.2, 1.5))
+            elif roll < 0.4:
+                moments["during start-up or restore"] += 1
+                await pause(drill.rng.uniform(1.0, 5.0))
+            else:
+                moments["while processing"] += 1
+                await pause(drill.rng.uniform(2.0, 6.0))
+            index = drill.rng.randrange(workers)
+            if index in spawned_at:
+                moments["before the previous restart was ready"] += 1
+            await drill.kill(pool[index])
+            spawned_at.pop(index, None)
+            await drill.spawn(pool[index])
+            spawned_at[index] = time.monotonic()
+        for worker in pool:
+            await asyncio.to_thread(worker.wait_healthy, 300.0)
+        await asyncio.to_thread(note_resumed)
+        await producer.wait()
+        result.figures["kill_moments"] = dict(moments)
+        result.figures["restarts"] = kills
+        if resumed:
+            result.figures["restart_to_ready_s"] = {
+                "each": [round(seconds, 1) for seconds in resumed],
+                "mean": round(statistics.mean(resumed), 1),
+                "max": round(max(resumed), 1),
+            }
+        expectation = await drill.expectation()
+        await _settle(drill, expectation, result, allow_repeats=guarantee == "at_least_once")
+        drill.check_workers_alive()
+    result.seconds = time.monotonic() - started
+    result.passed = not result.problems
+    return result
+
+
+async def chaos_at_least_once(options: DrillOptions, **sizes: Any) -> DrillResult:
+    """The chaos drill under at_least_once: repeats allowed and counted, nothing lost."""
+    return await chaos(options, guarantee="at_least_once", **sizes)
+
+
+async def kill9_at_least_once(options: DrillOptions, **sizes: Any) -> DrillResult:
+    """The kill -9 drill under at_least_once: repeats allowed and counted, nothing lost."""
+    result = await kill9(options, guarantee="at_least_once", **sizes)
+    result.name = "kill9_at_least_once"
+    return result
+
+
 DRILLS: dict[str, Callable[..., Awaitable[DrillResult]]] = {
+    "chaos": chaos,
+    "chaos_at_least_once": chaos_at_least_once,
     "kill9": kill9,
+    "kill9_at_least_once": kill9_at_least_once,
     "state_wiped": state_wiped,
     "broker_restart": broker_restart,
     "failover": failover,

@@ -8,6 +8,7 @@ machinery" (item 2).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -22,6 +23,42 @@ from stream_app.worker.transactions import Checkpoint
 log = logging.getLogger(__name__)
 
 MARKER_NAME = "stream-app.running"
+LOCK_NAME = "stream-app.lock"
+
+
+class DataDirInUse(RuntimeError):
+    """Another live worker holds the data directory."""
+
+
+#: Data directories this process holds, with the descriptor that keeps each lock.
+_held_locks: dict[Path, int] = {}
+
+
+def lock_data_dir(data_dir: Path) -> None:
+    """Hold an exclusive lock on `data_dir` for the rest of this process's life.
+
+    Two workers on one directory would share RocksDB files and each would take the other's
+    running marker for a crash and delete its tables. The lock is an flock, so the kernel
+    releases it when the process ends, however it ends: a kill -9 leaves no stale lock.
+    Calling it again in the same process is a no-op.
+    """
+    path = data_dir.resolve()
+    if path in _held_locks:
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise DataDirInUse(
+            f"data directory {path} is in use by a running worker ({holder}); "
+            "give each worker on this machine its own STREAM_APP_DATA_DIR"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}\n".encode())
+    _held_locks[path] = fd
 
 
 class StartKind(StrEnum):
@@ -45,7 +82,12 @@ class LocalState:
         return self.data_dir / MARKER_NAME
 
     def open(self) -> StartKind:
-        """Before the tables open: discard them after an unclean stop, then mark running."""
+        """Before the tables open: discard them after an unclean stop, then mark running.
+
+        Takes the data directory's lock first (lock_data_dir), so that the marker of another
+        live worker is never taken for a crash.
+        """
+        lock_data_dir(self.data_dir)
         has_tables = self.table_dir.exists() and any(self.table_dir.iterdir())
         kind = StartKind.CLEAN if has_tables else StartKind.FRESH
         if self.marker.exists():

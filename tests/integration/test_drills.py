@@ -18,7 +18,14 @@ import pytest
 from dev.drills.__main__ import QUICK, WORKER_ENV, render
 from dev.drills.drill import DrillOptions
 from dev.drills.expect import Expectation, expect
-from dev.drills.scenarios import kill9, poison_flood, state_wiped
+from dev.drills.scenarios import (
+    chaos,
+    chaos_at_least_once,
+    kill9,
+    kill9_at_least_once,
+    poison_flood,
+    state_wiped,
+)
 from dev.drills.verify import check_outputs
 from dev.harness.replay import InputRecord
 from dev.harness.workload import generate_workload
@@ -140,6 +147,29 @@ def options(kafka_bootstrap: str, tmp_path: Path) -> DrillOptions:
 @pytest.mark.asyncio
 async def test_kill9_loses_and_duplicates_nothing(options: DrillOptions) -> None:
     result = await kill9(options, **QUICK["kill9"])
+    assert result.passed, render(result)
+
+
+@pytest.mark.asyncio
+async def test_kill9_loses_nothing_under_at_least_once(options: DrillOptions) -> None:
+    result = await kill9_at_least_once(options, **QUICK["kill9_at_least_once"])
+    assert result.passed, render(result)
+
+
+@pytest.mark.asyncio
+async def test_two_workers_killed_and_restarted_lose_and_duplicate_nothing(
+    options: DrillOptions,
+) -> None:
+    result = await chaos(options, **QUICK["chaos"])
+    assert result.passed, render(result)
+    assert result.figures["restarts"] >= 4
+
+
+@pytest.mark.asyncio
+async def test_two_workers_killed_and_restarted_lose_nothing_under_at_least_once(
+    options: DrillOptions,
+) -> None:
+    result = await chaos_at_least_once(options, **QUICK["chaos_at_least_once"])
     assert result.passed, render(result)
 
 

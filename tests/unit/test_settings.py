@@ -35,6 +35,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_DATA_DIR": "/var/lib/stream-app",
         "STREAM_APP_WEB_PORT": "7000",
         "STREAM_APP_PROCESSING_GUARANTEE": "at_least_once",
+        "STREAM_APP_INSTANCE_ID": "worker-7",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -48,6 +49,7 @@ def test_every_variable_is_read() -> None:
     assert settings.data_dir == Path("/var/lib/stream-app")
     assert settings.web_port == 7000
     assert settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
+    assert settings.group_instance_id == "worker-7"
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -71,3 +73,22 @@ def test_empty_values_fall_back_to_defaults() -> None:
 def test_bad_values_are_named_in_the_error(name: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError, match=expected.replace("(", r"\(")):
         Settings.from_env({name: value})
+
+
+def test_the_group_instance_id_follows_the_data_directory(tmp_path: Path) -> None:
+    one = Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path / "w1")})
+    again = Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path / "w1")})
+    other = Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path / "w2")})
+    # A restarted worker comes back under the same id; two workers never share one.
+    assert one.instance_id is None
+    assert one.group_instance_id == again.group_instance_id
+    assert one.group_instance_id != other.group_instance_id
+
+
+def test_settings_survive_a_round_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"STREAM_APP_DATA_DIR": str(tmp_path), "STREAM_APP_PARTITIONS": "3"}
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+    named = Settings.from_env({"STREAM_APP_INSTANCE_ID": "pod-0"})
+    assert Settings.from_env(named.to_env()).group_instance_id == "pod-0"
