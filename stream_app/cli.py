@@ -37,6 +37,8 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     # Imported here so that `stream-app --help` does not pay for importing Faust.
     from stream_app.worker.app import create_worker
     from stream_app.worker.local_state import DataDirInUse, lock_data_dir
+    from stream_app.worker.membership import leave_group
+    from stream_app.worker.transactions import Checkpoint
 
     try:
         lock_data_dir(settings.data_dir)
@@ -50,5 +52,12 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     except TopicLayoutError as exc:
         sys.exit(f"stream-app: {exc}")
     worker = create_worker(settings, partitions)
+    stopped_cleanly: list[bool] = []
+    Checkpoint.of(worker.app).on_clean_stop.append(lambda: stopped_cleanly.append(True))
     sys.argv = ["stream-app", *args]
-    worker.app.main()
+    try:
+        worker.app.main()
+    finally:
+        if stopped_cleanly:
+            # A static member never leaves by itself (membership.py).
+            asyncio.run(leave_group(settings))

@@ -1,0 +1,101 @@
+"""Leaving the consumer group after a clean stop, as the static member the worker is.
+
+The worker joins its group with a static instance id (`Settings.group_instance_id`), so that a
+worker killed and started again gets its partitions back without a rebalance. A static member
+never leaves its group by itself: the Kafka client sends no LeaveGroup for it, and the group
+would keep its partitions for it, unprocessed, until its session times out. After a clean stop
+(SIGTERM: last commit done) the worker therefore removes itself explicitly, with LeaveGroup v3
+naming its instance id (KIP-345), so the other workers take its partitions at once. aiokafka
+only knows LeaveGroup v0-v1, hence the request class below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+
+from stream_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How long a leave may take before the stop goes on without it.
+LEAVE_TIMEOUT = 10.0
+
+
+class _LeaveGroupResponseV3(Response):  # type: ignore[misc]  # aiokafka is untyped here
+    API_KEY = 13
+    API_VERSION = 3
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        (
+            "members",
+            Array(
+                ("member_id", String("utf-8")),
+                ("group_instance_id", String("utf-8")),
+                ("error_code", Int16),
+            ),
+        ),
+    )
+
+
+class _LeaveGroupRequestV3(RequestStruct):  # type: ignore[misc]
+    API_KEY = 13
+    API_VERSION = 3
+    RESPONSE_TYPE = _LeaveGroupResponseV3
+    SCHEMA = Schema(
+        ("group_id", String("utf-8")),
+        ("members", Array(("member_id", String("utf-8")), ("group_instance_id", String("utf-8")))),
+    )
+
+
+class _StaticLeaveGroup(Request[_LeaveGroupRequestV3]):  # type: ignore[misc]
+    API_KEY = 13
+
+    def __init__(self, group_id: str, instance_id: str) -> None:
+        self.group_id = group_id
+        self.instance_id = instance_id
+
+    def build(self, request_struct_class: type[_LeaveGroupRequestV3]) -> _LeaveGroupRequestV3:
+        # An empty member id: the coordinator finds the member by its instance id.
+        return request_struct_class(self.group_id, [("", self.instance_id)])
+
+
+async def leave_group(settings: Settings, timeout: float = LEAVE_TIMEOUT) -> bool:
+    """Remove this worker's static member from its group; False (logged) when that failed."""
+    group, instance = settings.app_id, settings.group_instance_id
+    try:
+        await asyncio.wait_for(_leave(settings.bootstrap_servers, group, instance), timeout)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning(
+            "could not leave group %s as %s (%r): its partitions move to the other workers "
+            "once its session times out",
+            group,
+            instance,
+            exc,
+        )
+        return False
+    log.info("left group %s as %s", group, instance)
+    return True
+
+
+async def _leave(bootstrap: list[str], group: str, instance: str) -> None:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+        response = await client.send(
+            node, _StaticLeaveGroup(group, instance), group=ConnectionGroup.COORDINATION
+        )
+    finally:
+        await client.close()
+    codes = [response.error_code, *(member[2] for member in response.members)]
+    # UNKNOWN_MEMBER_ID: the group had already let it go (e.g. its session had expired).
+    failed = [code for code in codes if code not in (0, 25)]
+    if failed:
+        raise for_code(failed[0])()

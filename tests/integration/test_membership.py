@@ -1,0 +1,51 @@
+"""One worker per data directory; a cleanly stopped worker hands its partitions over at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from dev.harness.workers import WorkerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+
+async def _members(bootstrap: str, group: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = (await admin.describe_consumer_groups([group]))[0].groups
+    finally:
+        await admin.close()
+    members = described[5]  # (error, group, state, protocol type, protocol, members)
+    return [member[0] for member in members]
+
+
+async def test_a_second_worker_on_a_data_dir_in_use_refuses_to_start(
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    first = start_worker(partitions=2)
+    tables = first.settings.data_dir / "v1" / "tables"
+    before = sorted(path.name for path in tables.iterdir())
+    second = start_worker(settings=first.settings, data_dir=first.settings.data_dir, wait=False)
+    assert second.process is not None
+    assert second.process.wait(timeout=60) != 0
+    assert "is in use by a running worker" in second.tail()
+    # The first worker goes on, its local tables untouched.
+    assert first.health() == 200
+    assert sorted(path.name for path in tables.iterdir()) == before
+
+
+async def test_a_cleanly_stopped_worker_leaves_its_group(
+    start_worker: Callable[..., WorkerProcess], bootstrap: str
+) -> None:
+    worker = start_worker(partitions=2)
+    group = worker.settings.app_id
+    [member] = await _members(bootstrap, group)
+    # Static membership: the member id starts with the worker's instance id.
+    assert member.startswith(worker.settings.group_instance_id)
+    assert worker.stop(timeout=60) == 0
+    assert f"left group {group}" in worker.tail(80)
+    assert await _members(bootstrap, group) == []
