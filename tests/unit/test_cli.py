@@ -9,7 +9,18 @@ from stream_app.cli import main
 
 def test_help_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--help"])
-    assert "usage: stream-app worker" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: stream-app worker" in out
+    for command in ("produce FILE|-", "dlq summary|tail|replay", "schema"):
+        assert f"stream-app {command}" in out
+
+
+@pytest.mark.parametrize("command", ["produce", "dlq"])
+def test_each_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: stream-app {command}" in capsys.readouterr().out
 
 
 def test_unknown_command_exits_with_usage() -> None:
