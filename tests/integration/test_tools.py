@@ -21,7 +21,7 @@ from stream_app.domain import Rejected, RejectionSource, build_rejection, encode
 from stream_app.settings import Settings
 from stream_app.tools.dlq import REPLAY_HEADER
 from stream_app.worker.topics import ensure_topics
-from tests.integration.helpers import event, lifecycle_lines, read_until, run_cli, send
+from tests.integration.helpers import event, lifecycle_lines, metrics, read_until, run_cli, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -190,3 +190,19 @@ async def test_replay_applies_a_rejected_return_once_its_session_exists(
     await asyncio.sleep(1)
     assert len(await read_all(bootstrap, settings.input_topic)) == len(inputs)
     assert len(await read_all(bootstrap, settings.dlq_topic)) == 1
+
+
+async def test_metrics_show_lag_info_and_end_to_end_latency(
+    start_worker: Callable[..., WorkerProcess], bootstrap: str
+) -> None:
+    worker = start_worker(partitions=2)
+    settings = worker.settings
+    await send(bootstrap, settings.input_topic, [("M-1", event("e1", "M-1"))])
+    await read_until(bootstrap, settings.transitions_topic, lambda rs: len(rs) == 1)
+    scrape = metrics(worker)
+    assert scrape.value("stream_app_end_to_end_seconds_count") == 1
+    assert scrape.by_label("stream_app_info", "guarantee") == {"exactly_once": 1}
+    lag = scrape.by_label("stream_app_consumer_lag", "partition")
+    assert set(lag) >= {"0", "1"}, lag
+    assert scrape.value("stream_app_rebalances_total") >= 1
+    assert scrape.value("stream_app_restore_remaining_records") == 0
