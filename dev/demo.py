@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -35,7 +37,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from dev.harness.kafka import bootstrap_from_env, delete_topics, produce_all, read_all
+from dev.harness.kafka import bootstrap_from_env, delete_topics, read_all
 from dev.harness.metrics import WorkerMetrics
 from dev.harness.settle import WaitTimeout, settle
 from dev.harness.workers import WorkerProcess, settings_for
@@ -147,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> None:
-    settings = worker.settings
     records = list(
         generate_workload(args.seed, args.sessions, args.events, BAD_RATIO, DUPLICATE_RATIO)
     )
@@ -163,7 +164,7 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
 
     started = time.monotonic()
     with _step(f"sending {len(records)} records over {args.sessions} sessions (seed {args.seed})"):
-        sent = asyncio.run(produce_all(bootstrap, settings.input_topic, records))
+        sent = _produce(worker, records)
     produced = time.monotonic()
 
     with _step("waiting until the worker has handled every record"):
@@ -206,7 +207,37 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
     print("\nChecks")
     for line in checks:
         print(f"  ok  {line}")
+    print("\n$ stream-app dlq summary")
+    print(_stream_app(worker, "dlq", "summary").stdout, end="")
     print()
+
+
+def _stream_app(worker: WorkerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `stream-app ARGS` with the worker's settings; DemoFailure when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_app", *args],
+        env=worker.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DemoFailure(f"stream-app {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def _produce(worker: WorkerProcess, records: list[tuple[str | None, bytes]]) -> int:
+    """Send the records with `stream-app produce`, as key<TAB>value lines (keys kept as made)."""
+    path = worker.log_path.parent / "events.tsv"
+    with path.open("wb") as f:
+        for key, value in records:
+            f.write((key or "").encode() + b"\t" + value + b"\n")
+    done = _stream_app(worker, "produce", "--format", "keyed", "--strict", str(path))
+    print(f"  $ stream-app produce --format keyed --strict {path}\n  {done.stdout.strip()}")
+    match = re.match(r"sent (\d+) records", done.stdout)
+    if match is None or int(match.group(1)) != len(records):
+        raise DemoFailure(f"stream-app produce sent {done.stdout!r}, not {len(records)} records")
+    return len(records)
 
 
 @contextmanager

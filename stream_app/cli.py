@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 
 from aiokafka.errors import KafkaError
@@ -11,10 +12,21 @@ from stream_app.settings import Settings, SettingsError
 from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
 USAGE = """usage: stream-app worker [faust worker options, e.g. -l info --web-port 6067]
+       stream-app produce FILE|-                send events to the input topic
+       stream-app dlq summary|tail|replay ...   inspect and re-drive dead letters
+       stream-app schema [--asyncapi]           JSON Schemas of the records, AsyncAPI of the topics
 
-Starts a customer-session worker. Configuration comes from STREAM_APP_* environment
-variables (see README.md); Faust's worker options are passed through.
+`worker` starts a customer-session worker; Faust's worker options are passed through.
+Configuration comes from STREAM_APP_* environment variables (see README.md).
+`stream-app COMMAND --help` explains each command.
 """
+
+#: Commands beside `worker`, each a module with `main(argv) -> exit status`.
+TOOLS = {
+    "produce": "stream_app.tools.produce",
+    "dlq": "stream_app.tools.dlq",
+    "schema": "stream_app.tools.schema",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in {"-h", "--help", "help"}:
         print(USAGE, end="")
         return
+    if args[0] in TOOLS:
+        sys.exit(run_tool(args[0], args[1:]))
     if args[0] != "worker":
         sys.exit(f"stream-app: unknown command {args[0]!r}\n\n{USAGE}")
     try:
@@ -30,6 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         sys.exit(f"stream-app: {exc}")
     run_worker(settings, args)
+
+
+def run_tool(name: str, args: list[str]) -> int:
+    """Run one of the operator commands; a Kafka error ends it with a message and status 2."""
+    tool = importlib.import_module(TOOLS[name])
+    try:
+        status: int = tool.main(args)
+    except KafkaError as exc:
+        print(f"stream-app {name}: Kafka error: {exc!r}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
 
 
 def run_worker(settings: Settings, args: list[str]) -> None:

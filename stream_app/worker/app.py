@@ -14,6 +14,7 @@ from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.changelog import FencedProducers, FencedTable
 from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.metrics import Metrics
+from stream_app.worker.observe import observe
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.recovery import StreamTableManager
 from stream_app.worker.sessions import SessionProcessor
@@ -104,6 +105,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     profiles_table = app.Table("profiles", partitions=partitions, key_type=bytes, value_type=bytes)
 
     metrics: Metrics = app.metrics
+    observe(app, settings, metrics)
     # The processors send straight to the app's producer, by topic name (see sessions.py).
     # Under at_least_once a changelog record waits for the outputs sent before it.
     producers = FencedProducers(app)

@@ -1,15 +1,75 @@
-"""Process-local counters and a latency histogram, rendered as Prometheus text."""
+"""What the worker measures, exported in Prometheus text through one prometheus_client registry.
+
+The agents count with plain attributes (an int increment per record costs nothing); a
+collector turns them into metric families when GET /metrics is scraped. What only the running
+app knows (consumer lag, restore progress) is read at scrape time through callbacks it sets.
+"""
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 #: Histogram buckets for per-event processing time, in seconds.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
+#: Buckets for end-to-end latency (input record timestamp to outputs queued), in seconds.
+END_TO_END_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+#: Buckets for the duration of a consumer offset commit, in seconds.
+COMMIT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+#: (topic, partition) -> records not yet committed by this worker's consumer group.
+LagSource = Callable[[], Mapping[tuple[str, int], int]]
+#: Changelog records the table recovery still has to apply (0 when not restoring).
+RestoreSource = Callable[[], int]
+
+
+@dataclass
+class Histogram:
+    """Bucket counts of observed values; cumulative only when rendered."""
+
+    bounds: tuple[float, ...]
+    buckets: list[int] = field(default_factory=list)
+    count: int = 0
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * len(self.bounds)
+
+    def observe(self, value: float) -> None:
+        """Count one value."""
+        self.count += 1
+        self.total += value
+        index = bisect.bisect_left(self.bounds, value)
+        if index < len(self.buckets):
+            self.buckets[index] += 1
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        """The histogram as a Prometheus metric family."""
+        cumulative, rows = 0, []
+        for bound, n in zip(self.bounds, self.buckets, strict=True):
+            cumulative += n
+            rows.append((str(bound), cumulative))
+        rows.append(("+Inf", self.count))
+        return HistogramMetricFamily(name, documentation, buckets=rows, sum_value=self.total)
 
 
 @dataclass
@@ -25,73 +85,127 @@ class Metrics:
     claims_sent: int = 0
     verdicts_applied: int = 0
     verdicts_without_session: int = 0
+    rebalances: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
-    latency_count: int = 0
-    latency_sum: float = 0.0
+    processing: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
+    end_to_end: Histogram = field(default_factory=lambda: Histogram(END_TO_END_BUCKETS))
+    commits: Histogram = field(default_factory=lambda: Histogram(COMMIT_BUCKETS))
+    #: Labels of stream_app_info: version, guarantee, faust_version.
+    info: dict[str, str] = field(default_factory=dict)
+    lag_source: LagSource | None = None
+    restore_source: RestoreSource | None = None
+    #: The largest restore backlog seen since the last rebalance began.
+    restore_to_do: int = 0
+    registry: CollectorRegistry = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
+        # CPU seconds and resident memory of this process (process_*), for the dashboard.
+        ProcessCollector(registry=self.registry)
+
+    @property
+    def latency_count(self) -> int:
+        """Events whose processing time was observed."""
+        return self.processing.count
 
     def observe_latency(self, seconds: float) -> None:
         """Record how long one event took from receipt to its outputs being queued."""
-        self.latency_count += 1
-        self.latency_sum += seconds
-        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
-        if index < len(self.latency_buckets):
-            self.latency_buckets[index] += 1
+        self.processing.observe(seconds)
+
+    def observe_end_to_end(self, seconds: float) -> None:
+        """Record the time from an input record's timestamp to its outputs being queued."""
+        self.end_to_end.observe(max(seconds, 0.0))
+
+    def restore_remaining(self) -> int:
+        """Changelog records still to restore; remembers the largest backlog seen."""
+        remaining = 0 if self.restore_source is None else self.restore_source()
+        self.restore_to_do = max(self.restore_to_do, remaining)
+        return remaining
 
     def render(self) -> str:
         """Prometheus text exposition (version 0.0.4) of every metric."""
-        lines: list[str] = []
+        return generate_latest(self.registry).decode()
 
-        def counter(name: str, help_text: str, samples: list[tuple[str, int]]) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} counter")
-            lines.extend(f"{name}{labels} {value}" for labels, value in samples)
 
-        counter("stream_app_events_consumed_total", "Records read from the input topic.",
-                [("", self.events_consumed)])  # fmt: skip
-        counter("stream_app_verdicts_consumed_total",
-                "firstSession verdicts read by the session agent.",
-                [("", self.verdicts_consumed)])  # fmt: skip
-        counter("stream_app_events_applied_total", "Events applied to a session.",
-                [("", self.applied)])  # fmt: skip
-        counter("stream_app_events_duplicate_total", "Events skipped as already applied.",
-                [("", self.duplicates)])  # fmt: skip
-        counter(
-            "stream_app_events_rejected_total",
-            "Events sent to the dead-letter topic, by error code.",
-            [(f'{{code="{code}"}}', n) for code, n in sorted(self.rejected.items())],
-        )
-        counter(
-            "stream_app_transitions_total",
-            "State transitions emitted, by target state.",
-            [(f'{{to="{state}"}}', n) for state, n in sorted(self.transitions.items())],
-        )
-        counter("stream_app_snapshots_sent_total", "CustomerSession snapshots sent.",
-                [("", self.snapshots_sent)])  # fmt: skip
-        counter(
-            "stream_app_snapshots_held_total",
-            "Snapshots held back while a firstSession verdict was pending.",
-            [("", self.snapshots_held)],
-        )
-        counter("stream_app_profile_claims_total", "firstSession claims sent.",
-                [("", self.claims_sent)])  # fmt: skip
-        counter("stream_app_profile_verdicts_total", "firstSession verdicts applied to a session.",
-                [("", self.verdicts_applied)])  # fmt: skip
-        counter(
-            "stream_app_profile_verdicts_without_session_total",
-            "Verdicts read before their session's state (at_least_once, after a crash).",
-            [("", self.verdicts_without_session)],
-        )
+class _Collector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
-        name = "stream_app_processing_seconds"
-        lines.append(f"# HELP {name} Time from receiving an event to queueing its outputs.")
-        lines.append(f"# TYPE {name} histogram")
-        cumulative = 0
-        for bound, n in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True):
-            cumulative += n
-            lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.latency_count}')
-        lines.append(f"{name}_sum {self.latency_sum:.6f}")
-        lines.append(f"{name}_count {self.latency_count}")
-        return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+
+        def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, documentation, value=value)
+
+        def labelled(
+            name: str, documentation: str, label: str, values: Mapping[str, int]
+        ) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, documentation, labels=[label])
+            for key, n in sorted(values.items()):
+                family.add_metric([key], n)
+            return family
+
+        # Counter names are given without _total: prometheus_client adds it.
+        yield counter("stream_app_events_consumed", "Records read from the input topic.",
+                      m.events_consumed)  # fmt: skip
+        yield counter("stream_app_verdicts_consumed",
+                      "firstSession verdicts read by the session agent.",
+                      m.verdicts_consumed)  # fmt: skip
+        yield counter("stream_app_events_applied", "Events applied to a session.", m.applied)
+        yield counter("stream_app_events_duplicate", "Events skipped as already applied.",
+                      m.duplicates)  # fmt: skip
+        yield labelled("stream_app_events_rejected",
+                       "Events sent to the dead-letter topic (dead letters), by error code.",
+                       "code", m.rejected)  # fmt: skip
+        yield labelled("stream_app_transitions", "State transitions emitted, by target state.",
+                       "to", m.transitions)  # fmt: skip
+        yield counter("stream_app_snapshots_sent", "CustomerSession snapshots sent.",
+                      m.snapshots_sent)  # fmt: skip
+        yield counter("stream_app_snapshots_held",
+                      "Snapshots held back while a firstSession verdict was pending.",
+                      m.snapshots_held)  # fmt: skip
+        yield counter("stream_app_profile_claims", "firstSession claims sent.", m.claims_sent)
+        yield counter("stream_app_profile_verdicts", "firstSession verdicts applied to a session.",
+                      m.verdicts_applied)  # fmt: skip
+        yield counter("stream_app_profile_verdicts_without_session",
+                      "Verdicts read before their session's state (at_least_once, after a crash).",
+                      m.verdicts_without_session)  # fmt: skip
+        yield counter("stream_app_rebalances", "Consumer group rebalances this worker saw.",
+                      m.rebalances)  # fmt: skip
+        yield m.processing.family(
+            "stream_app_processing_seconds", "Time from receiving an event to queueing its outputs."
+        )
+        yield m.end_to_end.family(
+            "stream_app_end_to_end_seconds",
+            "Time from an input record's timestamp to its outputs being queued.",
+        )
+        yield m.commits.family("stream_app_commit_seconds", "Duration of consumer offset commits.")
+
+        lag = GaugeMetricFamily(
+            "stream_app_consumer_lag",
+            "Records of an assigned partition not yet committed by this worker.",
+            labels=["topic", "partition"],
+        )
+        if m.lag_source is not None:
+            for (topic, partition), n in sorted(m.lag_source().items()):
+                lag.add_metric([topic, str(partition)], n)
+        yield lag
+        remaining = m.restore_remaining()
+        yield GaugeMetricFamily(
+            "stream_app_restore_remaining_records",
+            "Changelog records the table recovery still has to apply (0 when not restoring).",
+            value=remaining,
+        )
+        restore = GaugeMetricFamily(
+            "stream_app_restore_progress_records",
+            "Changelog records of the current or last restore, by kind (to_restore, restored).",
+            labels=["kind"],
+        )
+        restore.add_metric(["to_restore"], m.restore_to_do)
+        restore.add_metric(["restored"], m.restore_to_do - remaining)
+        yield restore
+        info = InfoMetricFamily("stream_app", "Version, guarantee and Faust version.")
+        info.add_metric([], m.info)
+        yield info

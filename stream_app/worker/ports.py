@@ -76,3 +76,6 @@ class Message(Protocol):
 
     @property
     def headers(self) -> Headers | None: ...
+
+    @property
+    def timestamp(self) -> float: ...

@@ -62,6 +62,7 @@ class SessionProcessor:
             if topic == self.settings.input_topic:
                 self.metrics.events_consumed += 1
             await self._handle_event(message)
+            self.metrics.observe_end_to_end(time.time() - message.timestamp)
         self.metrics.observe_latency(time.perf_counter() - started)
 
     async def _send(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from dev.harness.kafka import produce_all, read_all
 from dev.harness.metrics import WorkerMetrics
 from dev.harness.settle import wait_until
 from dev.harness.workers import WorkerProcess
+from stream_app.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -77,3 +81,18 @@ async def read_until(
 
     await wait_until(read, timeout=timeout, interval=0.5, what=f"records on {topic}")
     return records
+
+
+def run_cli(
+    settings: Settings, *args: str, stdin: bytes | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `stream-app ARGS` with these settings in its environment, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream_app", *args],
+        env={**os.environ, **settings.to_env()},
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -52,3 +52,35 @@ def test_latency_histogram_is_cumulative() -> None:
     assert abs(rendered.value("stream_app_processing_seconds_sum") - 7.00605) < 1e-6
     assert rendered.histogram_bound("stream_app_processing_seconds", 0.5) == 0.005
     assert rendered.histogram_bound("stream_app_processing_seconds", 0.99) is None
+
+
+def test_every_metric_is_exported_through_one_registry() -> None:
+    metrics = Metrics()
+    metrics.rebalances = 2
+    metrics.info.update(version="1.2.3", guarantee="exactly_once", faust_version="0.15.3")
+    metrics.lag_source = lambda: {("events", 0): 5, ("events", 1): 0}
+    backlog = [100]
+    metrics.restore_source = lambda: backlog[0]
+    metrics.observe_end_to_end(0.2)
+    metrics.commits.observe(0.03)
+    rendered = WorkerMetrics.parse(metrics.render())
+    assert rendered.value("stream_app_rebalances_total") == 2
+    assert rendered.value("stream_app_consumer_lag", topic="events", partition="0") == 5
+    assert rendered.value("stream_app_consumer_lag", topic="events", partition="1") == 0
+    assert rendered.value("stream_app_end_to_end_seconds_bucket", le="0.25") == 1
+    assert rendered.value("stream_app_end_to_end_seconds_bucket", le="0.1") == 0
+    assert rendered.value("stream_app_commit_seconds_count") == 1
+    assert (
+        rendered.value(
+            "stream_app_info", version="1.2.3", guarantee="exactly_once", faust_version="0.15.3"
+        )
+        == 1
+    )
+    assert rendered.value("stream_app_restore_remaining_records") == 100
+    # Restore progress: the largest backlog seen is what there was to restore.
+    backlog[0] = 40
+    rendered = WorkerMetrics.parse(metrics.render())
+    assert rendered.value("stream_app_restore_progress_records", kind="to_restore") == 100
+    assert rendered.value("stream_app_restore_progress_records", kind="restored") == 60
+    # This process's CPU and memory, for the dashboard.
+    assert rendered.value("process_resident_memory_bytes") > 0

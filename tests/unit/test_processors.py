@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,6 +95,7 @@ class Message:
     partition: int = 3
     offset: int = 0
     headers: Sequence[tuple[str, bytes]] | None = None
+    timestamp: float = field(default_factory=lambda: time.time() - 2.0)
 
 
 @dataclass
@@ -154,6 +156,9 @@ def test_an_applied_event_is_stored_and_sends_its_snapshot_and_transition(
     assert (metrics.events_consumed, metrics.applied, metrics.snapshots_sent) == (1, 1, 1)
     assert metrics.transitions == {"open": 1}
     assert metrics.latency_count == 1
+    # The record was stamped two seconds before it was handled.
+    assert metrics.end_to_end.count == 1
+    assert 2.0 <= metrics.end_to_end.total < 60.0
 
 
 def test_an_event_without_a_state_change_sends_no_transition(sessions: Sessions) -> None:
