@@ -1,54 +1,120 @@
-"""The `stream-app` console command."""
+"""The `stream-app` console command: `worker`, `config`, `check`, `--version`.
+
+Each subcommand is a function registered in `COMMANDS` with `@command`; `main` dispatches.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
 
-from aiokafka.errors import KafkaError
-
+from stream_app import __version__
 from stream_app.settings import Settings, SettingsError
-from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
-USAGE = """usage: stream-app worker [faust worker options, e.g. -l info --web-port 6067]
-       stream-app produce FILE|-                send events to the input topic
-       stream-app dlq summary|tail|replay ...   inspect and re-drive dead letters
-       stream-app schema [--asyncapi]           JSON Schemas of the records, AsyncAPI of the topics
+USAGE = """usage: stream-app <command> [options]
 
-`worker` starts a customer-session worker; Faust's worker options are passed through.
-Configuration comes from STREAM_APP_* environment variables (see README.md).
-`stream-app COMMAND --help` explains each command.
+Configuration comes only from STREAM_APP_* environment variables (see README.md).
+
+commands:
+{commands}
+
+  stream-app --version      print the version of stream-app and of what it runs on
+  stream-app worker --help  Faust's worker options (-l info, --web-port, --web-host, ...)
+  stream-app COMMAND --help explains each of the other commands
 """
 
-#: Commands beside `worker`, each a module with `main(argv) -> exit status`.
-TOOLS = {
-    "produce": "stream_app.tools.produce",
-    "dlq": "stream_app.tools.dlq",
-    "schema": "stream_app.tools.schema",
-}
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A subcommand: one line of help and the function that runs it with its arguments."""
+
+    summary: str
+    run: Callable[[list[str]], None]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, summary: str) -> Callable[[Callable[[list[str]], None]], Command]:
+    """Register a subcommand of `stream-app`."""
+
+    def register(run: Callable[[list[str]], None]) -> Command:
+        COMMANDS[name] = Command(summary, run)
+        return COMMANDS[name]
+
+    return register
+
+
+def usage() -> str:
+    """The top-level help text, listing every registered subcommand."""
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def version() -> str:
+    """stream-app's version and the versions of the libraries whose behaviour it overrides."""
+    parts = []
+    for dist in ("faust-streaming", "aiokafka", "mode-streaming"):
+        try:
+            parts.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{dist} missing")
+    return f"stream-app {__version__} ({', '.join(parts)})"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `stream-app` console script."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in {"-h", "--help", "help"}:
-        print(USAGE, end="")
+        print(usage(), end="")
         return
-    if args[0] in TOOLS:
-        sys.exit(run_tool(args[0], args[1:]))
-    if args[0] != "worker":
-        sys.exit(f"stream-app: unknown command {args[0]!r}\n\n{USAGE}")
+    if args[0] in {"-V", "--version"}:
+        print(version())
+        return
+    found = COMMANDS.get(args[0])
+    if found is None:
+        sys.exit(f"stream-app: unknown command {args[0]!r}\n\n{usage()}")
+    found.run(args[1:])
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or exit with the message of the first bad one."""
     try:
-        settings = Settings.from_env()
+        return Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"stream-app: {exc}")
-    run_worker(settings, args)
+
+
+def redact(text: str, settings: Settings) -> str:
+    """`text` with every configured secret replaced by the mask."""
+    secrets = [settings.http_token, settings.security.sasl_password]
+    for secret in secrets:
+        if secret is not None and secret.reveal():
+            text = text.replace(secret.reveal(), str(secret))
+    return text
+
+
+# ------------------------------------------------------------------------------ operator tools
+
+#: Commands that are modules with `main(argv) -> exit status`: name -> (module, summary).
+TOOLS = {
+    "produce": ("stream_app.tools.produce", "send events (FILE or -) to the input topic"),
+    "dlq": ("stream_app.tools.dlq", "summary|tail|replay: inspect and re-drive dead letters"),
+    "schema": ("stream_app.tools.schema", "JSON Schemas of the records, AsyncAPI of the topics"),
+}
 
 
 def run_tool(name: str, args: list[str]) -> int:
     """Run one of the operator commands; a Kafka error ends it with a message and status 2."""
-    tool = importlib.import_module(TOOLS[name])
+    from aiokafka.errors import KafkaError
+
+    tool = importlib.import_module(TOOLS[name][0])
     try:
         status: int = tool.main(args)
     except KafkaError as exc:
@@ -59,13 +125,38 @@ def run_tool(name: str, args: list[str]) -> int:
     return status
 
 
+def _register_tool(name: str) -> None:
+    command(name, TOOLS[name][1])(lambda args: sys.exit(run_tool(name, args)))
+
+
+# ------------------------------------------------------------------------------------ worker
+
+
+@command("worker", "run a worker: create missing topics, then consume (Faust's worker options)")
+def worker_command(args: list[str]) -> None:
+    """Run a worker; with --help, print Faust's worker options without touching Kafka."""
+    # Only --help: Faust's worker takes -h as --web-host.
+    if "--help" in args:
+        # Faust prints its options from an app object; building one contacts no broker.
+        run_faust(Settings.from_env({}), None, args)
+        return
+    settings = load_settings()
+    run_worker(settings, args)
+
+
+def ignore_faust_environment() -> None:
+    """Drop Faust's own FAUST_* / F_* variables: only STREAM_APP_* configure the worker."""
+    # Faust reads these when it is imported (faust/types/_env.py), before any app exists.
+    for name in [name for name in os.environ if name.startswith(("FAUST_", "F_"))]:
+        del os.environ[name]
+
+
 def run_worker(settings: Settings, args: list[str]) -> None:
     """Create missing topics, build the app and hand control to Faust's worker command."""
-    # Imported here so that `stream-app --help` does not pay for importing Faust.
-    from stream_app.worker.app import create_worker
+    from aiokafka.errors import KafkaError
+
     from stream_app.worker.local_state import DataDirInUse, lock_data_dir
-    from stream_app.worker.membership import leave_group
-    from stream_app.worker.transactions import Checkpoint
+    from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
     try:
         lock_data_dir(settings.data_dir)
@@ -75,16 +166,145 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     try:
         partitions = asyncio.run(ensure_topics(settings))
     except KafkaError as exc:
-        sys.exit(f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}")
+        sys.exit(
+            redact(f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}", settings)
+        )
     except TopicLayoutError as exc:
         sys.exit(f"stream-app: {exc}")
-    worker = create_worker(settings, partitions)
+    run_faust(settings, partitions, args)
+
+
+def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> None:
+    """Build the app (for `partitions`, or the configured count) and run Faust's worker."""
+    ignore_faust_environment()
+    # Imported here so that the other commands do not pay for importing Faust.
+    from stream_app.worker.app import create_worker
+    from stream_app.worker.membership import leave_group
+    from stream_app.worker.transactions import Checkpoint
+
+    worker = create_worker(settings, settings.partitions if partitions is None else partitions)
     stopped_cleanly: list[bool] = []
     Checkpoint.of(worker.app).on_clean_stop.append(lambda: stopped_cleanly.append(True))
-    sys.argv = ["stream-app", *args]
+    sys.argv = ["stream-app", "worker", *args]
     try:
         worker.app.main()
     finally:
         if stopped_cleanly:
             # A static member never leaves by itself (membership.py).
             asyncio.run(leave_group(settings))
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+@command("config", "print the effective settings, secrets masked")
+def config_command(args: list[str]) -> None:
+    """Print every STREAM_APP_* setting as the worker would use it."""
+    if args:
+        sys.exit(f"stream-app config: takes no arguments, got {args}")
+    for name, value in load_settings().describe().items():
+        print(f"{name}={value}")
+
+
+# ------------------------------------------------------------------------------------- check
+
+#: Seconds each step of `stream-app check` may take before it is reported as failed.
+CHECK_TIMEOUT = 30.0
+
+
+@command("check", "connect to Kafka with the configured security and report what is there")
+def check_command(args: list[str]) -> None:
+    """Report brokers, topics and partitions, and whether transactions work; exit 1 on failure."""
+    if args:
+        sys.exit(f"stream-app check: takes no arguments, got {args}")
+    settings = load_settings()
+    lines: list[str] = []
+    try:
+        ok = asyncio.run(check_kafka(settings, lines.append))
+    finally:
+        for line in lines:
+            print(redact(line, settings), flush=True)
+    if not ok:
+        sys.exit(1)
+
+
+async def check_kafka(settings: Settings, say: Callable[[str], None]) -> bool:
+    """Run the checks, reporting each with `say`; True when the worker could run."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    security = settings.security
+    who = f", {security.sasl_mechanism.value} user {security.sasl_username!r}"
+    say(
+        f"broker {settings.bootstrap} over {security.protocol.value}"
+        + (who if security.protocol.uses_sasl else "")
+    )
+    step = "connect"
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-check",
+        request_timeout_ms=int(CHECK_TIMEOUT * 1000),
+        **security.client_kwargs(),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), CHECK_TIMEOUT)
+        step = "describe the cluster"
+        cluster = await asyncio.wait_for(admin.describe_cluster(), CHECK_TIMEOUT)
+        brokers = ", ".join(f"{b['node_id']}@{b['host']}:{b['port']}" for b in cluster["brokers"])
+        say(f"brokers: {brokers} (controller {cluster['controller_id']})")
+        step = "list topics"
+        existing = set(await asyncio.wait_for(admin.list_topics(), CHECK_TIMEOUT))
+        names = [
+            settings.input_topic,
+            settings.output_topic,
+            settings.transitions_topic,
+            settings.dlq_topic,
+            settings.claims_topic,
+            settings.verdicts_topic,
+            settings.rekeyed_topic,
+        ]
+        present = [name for name in names if name in existing]
+        counts: dict[str, int] = {}
+        if present:
+            step = "describe topics"
+            described = await asyncio.wait_for(admin.describe_topics(present), CHECK_TIMEOUT)
+            counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+        say("topics:")
+        for name in names:
+            found = f"{counts[name]} partitions" if name in counts else "missing (created at start)"
+            say(f"  {name}: {found}")
+        expected = counts.get(settings.input_topic, settings.partitions)
+        internal = [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
+        wrong = {name: counts[name] for name in internal if counts.get(name, expected) != expected}
+        if wrong:
+            say(f"FAILED: internal topics {wrong} must have {expected} partitions like the input")
+            return False
+    except Exception as exc:
+        say(f"FAILED to {step}: {type(exc).__name__}: {exc}")
+        return False
+    finally:
+        await admin.close()
+
+    transactional_id = f"{settings.app_id}-check"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        transactional_id=transactional_id,
+        request_timeout_ms=int(CHECK_TIMEOUT * 1000),
+        **security.client_kwargs(),
+    )
+    try:
+        # start() initialises the transactional id with the transaction coordinator.
+        await asyncio.wait_for(producer.start(), CHECK_TIMEOUT)
+        await asyncio.wait_for(producer.begin_transaction(), CHECK_TIMEOUT)
+        await asyncio.wait_for(producer.commit_transaction(), CHECK_TIMEOUT)
+        say(f"transactions: ok (transactional id {transactional_id!r})")
+    except Exception as exc:
+        say(f"transactions: FAILED: {type(exc).__name__}: {exc}")
+        return settings.processing_guarantee.value != "exactly_once"
+    finally:
+        await producer.stop()
+    return True
+
+
+for _tool in TOOLS:
+    _register_tool(_tool)

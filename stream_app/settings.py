@@ -6,9 +6,17 @@ import hashlib
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+from stream_app.kafka_security import (
+    MASK,
+    SECURITY_ENV_DEFAULTS,
+    KafkaSecurity,
+    Secret,
+    SecurityError,
+)
 
 
 class ProcessingGuarantee(StrEnum):
@@ -36,7 +44,20 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_PROCESSING_GUARANTEE": ProcessingGuarantee.EXACTLY_ONCE.value,
     # Empty: derived from the host name and the data directory (Settings.group_instance_id).
     "STREAM_APP_INSTANCE_ID": "",
+    "STREAM_APP_WEB_HOST": "0.0.0.0",
+    "STREAM_APP_HTTP_TOKEN": "",
+    "STREAM_APP_SESSION_TIMEOUT": "60",
+    "STREAM_APP_STANDBY_REPLICAS": "1",
+    **SECURITY_ENV_DEFAULTS,
 }
+
+#: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
+OPTIONAL_ENV: frozenset[str] = frozenset(
+    {name for name, value in ENV_DEFAULTS.items() if not value} | {"STREAM_APP_SASL_MECHANISM"}
+)
+
+#: Variables whose values are secrets: never printed, logged or shown in a repr.
+SECRET_ENV: frozenset[str] = frozenset({"STREAM_APP_SASL_PASSWORD", "STREAM_APP_HTTP_TOKEN"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +76,15 @@ class Settings:
     processing_guarantee: ProcessingGuarantee
     #: Static group membership id; None: derived from the host and data directory.
     instance_id: str | None = None
+    #: Address the HTTP server binds to.
+    web_host: str = "0.0.0.0"
+    #: Bearer token required on /sessions/... (None: open).
+    http_token: Secret | None = None
+    #: Seconds without a heartbeat before the group gives a worker's partitions to others.
+    session_timeout: float = 60.0
+    #: Workers that keep a warm copy of each table partition besides its owner.
+    standby_replicas: int = 1
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +103,11 @@ class Settings:
             raise SettingsError(
                 f"STREAM_APP_PROCESSING_GUARANTEE={guarantee!r}: expected one of {allowed}"
             ) from None
+        try:
+            security = KafkaSecurity.from_env(get)
+        except SecurityError as exc:
+            raise SettingsError(str(exc)) from None
+        token = get("STREAM_APP_HTTP_TOKEN")
         return cls(
             broker=_broker_url(get("STREAM_APP_BROKER")),
             app_id=get("STREAM_APP_ID"),
@@ -85,6 +120,15 @@ class Settings:
             web_port=_positive_int("STREAM_APP_WEB_PORT", get("STREAM_APP_WEB_PORT")),
             processing_guarantee=processing_guarantee,
             instance_id=get("STREAM_APP_INSTANCE_ID") or None,
+            web_host=get("STREAM_APP_WEB_HOST"),
+            http_token=Secret(token) if token else None,
+            session_timeout=_positive_float(
+                "STREAM_APP_SESSION_TIMEOUT", get("STREAM_APP_SESSION_TIMEOUT")
+            ),
+            standby_replicas=_count(
+                "STREAM_APP_STANDBY_REPLICAS", get("STREAM_APP_STANDBY_REPLICAS")
+            ),
+            security=security,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -101,6 +145,18 @@ class Settings:
             "STREAM_APP_WEB_PORT": str(self.web_port),
             "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee.value,
             "STREAM_APP_INSTANCE_ID": self.instance_id or "",
+            "STREAM_APP_WEB_HOST": self.web_host,
+            "STREAM_APP_HTTP_TOKEN": "" if self.http_token is None else self.http_token.reveal(),
+            "STREAM_APP_SESSION_TIMEOUT": f"{self.session_timeout:g}",
+            "STREAM_APP_STANDBY_REPLICAS": str(self.standby_replicas),
+            **self.security.to_env(),
+        }
+
+    def describe(self) -> dict[str, str]:
+        """The effective settings as variables, secrets masked: what `stream-app config` prints."""
+        return {
+            name: MASK if name in SECRET_ENV and value else value
+            for name, value in self.to_env().items()
         }
 
     @property
@@ -158,4 +214,24 @@ def _positive_int(name: str, raw: str) -> int:
         raise SettingsError(f"{name}={raw!r}: expected a positive integer") from None
     if value < 1:
         raise SettingsError(f"{name}={raw!r}: expected a positive integer")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds") from None
+    if not value > 0:
+        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _count(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0")
     return value

@@ -45,9 +45,9 @@ QUICK: dict[str, dict[str, Any]] = {
     "poison_flood": {"hostile": 680, "valid": 1_000, "sessions": 100},
     "broker_restart": {"events": 4_000, "sessions": 300, "rate": 200.0},
 }
-#: Worker settings every drill uses. Faust reads BROKER_SESSION_TIMEOUT from the environment;
-#: its default (60 s) makes every restart after a kill -9 wait a minute for the dead member.
-WORKER_ENV = {"BROKER_SESSION_TIMEOUT": "10"}
+#: Worker settings every drill uses: the default session timeout (60 s) makes every restart
+#: after a kill -9 wait a minute for the dead member.
+WORKER_ENV = {"STREAM_APP_SESSION_TIMEOUT": "10"}
 
 
 def _value(text: str) -> int | float | str:

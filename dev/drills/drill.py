@@ -43,7 +43,7 @@ class DrillOptions:
     root: Path
     seed: int = 1
     keep: bool = False
-    #: Extra environment for every worker (e.g. Faust settings such as BROKER_SESSION_TIMEOUT).
+    #: Extra settings for every worker (e.g. STREAM_APP_SESSION_TIMEOUT).
     worker_env: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
 

@@ -322,15 +322,14 @@ async def broker_restart(
 
 
 def _owned_partitions(worker: WorkerProcess) -> set[int] | None:
-    """Active changelog partitions of a worker, from Faust's /router/ view."""
+    """Active changelog partitions of a worker, from its GET /partitions."""
     try:
-        with urllib.request.urlopen(f"{worker.url}/router/", timeout=5) as response:
-            routes = json.loads(response.read())
-    except (OSError, urllib.error.URLError, ValueError):
+        with urllib.request.urlopen(f"{worker.url}/partitions", timeout=5) as response:
+            active = json.loads(response.read())["active"]
+    except (OSError, urllib.error.URLError, ValueError, KeyError):
         return None
-    mine = routes.get(worker.url) or routes.get(f"{worker.url}/") or {}
     owned: set[int] = set()
-    for topic, partitions in mine.items():
+    for topic, partitions in active.items():
         if topic.endswith("-sessions-changelog"):
             owned.update(partitions)
     return owned
@@ -347,7 +346,7 @@ async def failover(
     result = DrillResult("failover")
     started = time.monotonic()
     async with Drill(options, "failover", partitions=partitions) as drill:
-        drill.worker_env["TABLE_STANDBY_REPLICAS"] = "1"
+        drill.worker_env["STREAM_APP_STANDBY_REPLICAS"] = "1"
         survivor, victim = drill.worker(0), drill.worker(1)
         records = list(generate_workload(options.seed, sessions, events))
         await drill.start(survivor)

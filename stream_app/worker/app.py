@@ -57,10 +57,26 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     """Build the app for topics that all have `partitions` partitions (see `ensure_topics`)."""
     app = StreamApp(
         settings.app_id,
+        # Faust lets an environment variable replace any keyword argument given here
+        # (PROCESSING_GUARANTEE, WEB_PORT, BROKER_URL, ...): an empty mapping leaves the
+        # STREAM_APP_* settings as the only configuration.
+        env={},
         broker=settings.broker,
+        broker_credentials=settings.security.faust_credentials(),
+        broker_session_timeout=settings.session_timeout,
+        # Faust refuses a session timeout longer than the request timeout.
+        broker_request_timeout=max(90.0, settings.session_timeout + 30.0),
+        table_standby_replicas=settings.standby_replicas,
         store="rocksdb://",
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
+        web_bind=settings.web_host,
+        # Faust's own views show raw table contents and internals: only ours are served.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         processing_guarantee=settings.processing_guarantee.value,
         # Static membership: a restarted worker gets its partitions back at once, without a
         # rebalance and without waiting out its killed predecessor's session timeout.
@@ -130,5 +146,5 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         async for event in stream.events():
             await checkpoint.handle(event, profiles.handle(event.message))
 
-    register_views(app, sessions_table, sessions, metrics)
+    register_views(app, sessions_table, sessions, metrics, settings.http_token)
     return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

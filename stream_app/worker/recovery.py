@@ -17,7 +17,7 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
-from faust.transport.drivers.aiokafka import server_list
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, server_list
 from faust.types import TP
 from mode import Service
 
@@ -28,7 +28,7 @@ TAIL_WINDOW = 256
 
 
 async def last_committed_offsets(
-    bootstrap: list[str], tps: Iterable[TP], timeout: float = 60.0
+    bootstrap: list[str], tps: Iterable[TP], timeout: float = 60.0, **client_options: Any
 ) -> dict[TP, int]:
     """Offset of the last committed data record of each partition (start - 1 when none).
 
@@ -45,6 +45,7 @@ async def last_committed_offsets(
         client_id="stream-app-recovery-probe",
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **client_options,
     )
     await consumer.start()
     try:
@@ -119,8 +120,10 @@ class ExactRecovery(Recovery):
         if not self.app.in_transaction:
             await super()._build_highwaters(consumer, tps, destination, title)
             return
-        broker = self.app.conf.broker
-        highwaters = await last_committed_offsets(server_list(broker, 9092), tps)
+        conf = self.app.conf
+        # The app's own security settings, as Faust gives them to its consumer.
+        auth = credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+        highwaters = await last_committed_offsets(server_list(conf.broker, 9092), tps, **auth)
         self.log.info(
             "Last committed record of %s changelog partitions:\n%s",
             title,

@@ -38,7 +38,9 @@ class TopicSpec:
 async def ensure_topics(settings: Settings) -> int:
     """Create missing topics; return the input topic's partition count, shared by all of them."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.app_id}-admin"
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-admin",
+        **settings.security.client_kwargs(),
     )
     await admin.start()
     try:

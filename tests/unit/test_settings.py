@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from stream_app.kafka_security import SaslMechanism, SecurityProtocol
 from stream_app.settings import ENV_DEFAULTS, ProcessingGuarantee, Settings, SettingsError
 
 
@@ -21,6 +22,10 @@ def test_defaults_match_the_contract() -> None:
     assert settings.web_port == 6066
     assert settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
     assert settings.data_dir == Path("./data")
+    assert settings.web_host == "0.0.0.0"
+    assert settings.http_token is None
+    assert (settings.session_timeout, settings.standby_replicas) == (60.0, 1)
+    assert settings.security.protocol is SecurityProtocol.PLAINTEXT
 
 
 def test_every_variable_is_read() -> None:
@@ -36,6 +41,18 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_WEB_PORT": "7000",
         "STREAM_APP_PROCESSING_GUARANTEE": "at_least_once",
         "STREAM_APP_INSTANCE_ID": "worker-7",
+        "STREAM_APP_WEB_HOST": "127.0.0.1",
+        "STREAM_APP_HTTP_TOKEN": "t0ken",
+        "STREAM_APP_SESSION_TIMEOUT": "10",
+        "STREAM_APP_STANDBY_REPLICAS": "0",
+        "STREAM_APP_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "STREAM_APP_SASL_MECHANISM": "SCRAM-SHA-512",
+        "STREAM_APP_SASL_USERNAME": "worker",
+        "STREAM_APP_SASL_PASSWORD": "pa55",
+        "STREAM_APP_SASL_PASSWORD_FILE": "",
+        "STREAM_APP_SSL_CA_FILE": "",
+        "STREAM_APP_SSL_CERT_FILE": "",
+        "STREAM_APP_SSL_KEY_FILE": "",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -50,6 +67,14 @@ def test_every_variable_is_read() -> None:
     assert settings.web_port == 7000
     assert settings.processing_guarantee is ProcessingGuarantee.AT_LEAST_ONCE
     assert settings.group_instance_id == "worker-7"
+    assert settings.web_host == "127.0.0.1"
+    assert settings.http_token is not None
+    assert settings.http_token.reveal() == "t0ken"
+    assert (settings.session_timeout, settings.standby_replicas) == (10.0, 0)
+    assert settings.security.protocol is SecurityProtocol.SASL_PLAINTEXT
+    assert settings.security.sasl_mechanism is SaslMechanism.SCRAM_SHA_512
+    assert settings.security.sasl_username == "worker"
+    assert Settings.from_env(settings.to_env()) == settings
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -68,6 +93,14 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_WEB_PORT", "-1", "STREAM_APP_WEB_PORT"),
         ("STREAM_APP_PROCESSING_GUARANTEE", "maybe_once", "exactly_once, at_least_once"),
         ("STREAM_APP_BROKER", ",", "STREAM_APP_BROKER is empty"),
+        ("STREAM_APP_SESSION_TIMEOUT", "0", "positive number of seconds"),
+        ("STREAM_APP_STANDBY_REPLICAS", "-1", "integer >= 0"),
+        ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
+        ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
+        ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),
+        ("STREAM_APP_SSL_CA_FILE", "/nonexistent/ca.pem", "no such file"),
+        ("STREAM_APP_SSL_CERT_FILE", "/nonexistent/c.pem", "go together"),
+        ("STREAM_APP_SASL_PASSWORD_FILE", "/nonexistent/pw", "cannot read it"),
     ],
 )
 def test_bad_values_are_named_in_the_error(name: str, value: str, expected: str) -> None:
