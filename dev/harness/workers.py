@@ -61,7 +61,7 @@ class WorkerProcess:
         self.settings = settings
         self.log_path = log_path
         self.log_level = log_level
-        #: Environment beyond the settings, e.g. Faust's own BROKER_SESSION_TIMEOUT.
+        #: Environment beyond the settings, e.g. STREAM_APP_SESSION_TIMEOUT for the drills.
         self.extra_env = dict(extra_env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -122,13 +122,22 @@ class WorkerProcess:
         except OSError:
             return None
 
-    def get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    def get(
+        self, path: str, timeout: float = 10, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """GET a path on the worker's web server: (status, body)."""
+        return self.request(path, timeout, headers)[:2]
+
+    def request(
+        self, path: str, timeout: float = 10, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """GET a path on the worker's web server: (status, body, response headers)."""
+        request = urllib.request.Request(f"{self.url}{path}", headers=dict(headers or {}))
         try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as response:
-                return int(response.status), bytes(response.read())
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status), bytes(response.read()), dict(response.headers)
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+            return exc.code, exc.read(), dict(exc.headers)
 
     def metrics(self) -> WorkerMetrics | None:
         """GET /metrics, parsed; None when the worker does not answer 200."""
