@@ -6,10 +6,12 @@ Each subcommand is a function registered in `COMMANDS` with `@command`; `main` d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -129,6 +131,33 @@ def _register_tool(name: str) -> None:
     command(name, TOOLS[name][1])(lambda args: sys.exit(run_tool(name, args)))
 
 
+class ClientErrors(logging.Handler):
+    """Collects what aiokafka logs while it fails: the cause its exceptions leave out."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def cause(self) -> str:
+        """The last error aiokafka logged (e.g. SaslAuthenticationFailed), or ''."""
+        return self.messages[-1] if self.messages else ""
+
+
+@contextlib.contextmanager
+def client_errors() -> Iterator[ClientErrors]:
+    """Collect aiokafka's warnings and errors while the block runs."""
+    handler = ClientErrors()
+    logger = logging.getLogger("aiokafka")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
 # ------------------------------------------------------------------------------------ worker
 
 
@@ -163,14 +192,15 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     except DataDirInUse as exc:
         sys.exit(f"stream-app: {exc}")
 
-    try:
-        partitions = asyncio.run(ensure_topics(settings))
-    except KafkaError as exc:
-        sys.exit(
-            redact(f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}", settings)
-        )
-    except TopicLayoutError as exc:
-        sys.exit(f"stream-app: {exc}")
+    with client_errors() as errors:
+        try:
+            partitions = asyncio.run(ensure_topics(settings))
+        except KafkaError as exc:
+            cause = f"\n  cause: {errors.cause()}" if errors.cause() else ""
+            message = f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}{cause}"
+            sys.exit(redact(message, settings))
+        except TopicLayoutError as exc:
+            sys.exit(f"stream-app: {exc}")
     run_faust(settings, partitions, args)
 
 
@@ -220,7 +250,10 @@ def check_command(args: list[str]) -> None:
     settings = load_settings()
     lines: list[str] = []
     try:
-        ok = asyncio.run(check_kafka(settings, lines.append))
+        with client_errors() as errors:
+            ok = asyncio.run(check_kafka(settings, lines.append))
+        if not ok and errors.cause():
+            lines.append(f"  cause: {errors.cause()}")
     finally:
         for line in lines:
             print(redact(line, settings), flush=True)

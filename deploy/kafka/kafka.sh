@@ -12,6 +12,10 @@
 #      KAFKA_DATA_DIR ($ROOT/.local/kafka), KAFKA_BOOTSTRAP (127.0.0.1:$KAFKA_PORT, probe/wait),
 #      KAFKA_START_TIMEOUT (90), KAFKA_STOP_TIMEOUT (30), KAFKA_HEAP_OPTS (-Xms512m -Xmx512m),
 #      KAFKA_JVM_OPTS (extra JVM flags), JAVA_HOME, PYTHON (python3).
+#      Secured listeners, only when KAFKA_TLS_DIR is set (material made by tls.sh):
+#      KAFKA_TLS_DIR, KAFKA_SASL_SSL_PORT (SASL_SSL, SCRAM-SHA-256/512), KAFKA_SSL_PORT (SSL with
+#      a required client certificate), KAFKA_SCRAM_USER / KAFKA_SCRAM_PASSWORD (a SCRAM user,
+#      created when the storage is formatted). The PLAINTEXT listener stays as it is.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -27,6 +31,11 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}"
 EXTRA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 PYTHON="${PYTHON:-python3}"
+TLS_DIR="${KAFKA_TLS_DIR:-}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+SSL_PORT="${KAFKA_SSL_PORT:-}"
+SCRAM_USER="${KAFKA_SCRAM_USER:-}"
+SCRAM_PASSWORD="${KAFKA_SCRAM_PASSWORD:-}"
 
 LIBS="$CACHE_DIR/libs"
 PROPS="$DATA_DIR/server.properties"   # rendered from $SCRIPT_DIR/server.properties
@@ -269,7 +278,33 @@ render_config() {
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@LOG_DIRS@|$(sed_escape "$LOG_DIRS")|g" \
       "$SCRIPT_DIR/server.properties" >"$PROPS.tmp"
+  [[ -z "$TLS_DIR" ]] || add_secured_listeners "$PROPS.tmp"
   mv "$PROPS.tmp" "$PROPS"
+}
+
+# The SASL_SSL and SSL listeners, next to (never instead of) the PLAINTEXT one.
+add_secured_listeners() { # FILE
+  local tls; tls="$(cd "$TLS_DIR" && pwd -P)"
+  [[ -f "$tls/broker.pem" && -f "$tls/ca.pem" ]] \
+    || die "KAFKA_TLS_DIR=$TLS_DIR has no broker.pem/ca.pem (make them with deploy/kafka/tls.sh)"
+  check_port_value KAFKA_SASL_SSL_PORT "$SASL_SSL_PORT"
+  check_port_value KAFKA_SSL_PORT "$SSL_PORT"
+  local extra="SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SSL://127.0.0.1:$SSL_PORT"
+  sed -i -e "s|^listeners=PLAINTEXT://\([^,]*\),|listeners=PLAINTEXT://\1,$extra,|" \
+         -e "s|^advertised.listeners=.*|&,$extra|" \
+         -e "s|^listener.security.protocol.map=.*|&,SASL_SSL:SASL_SSL,SSL:SSL|" "$1"
+  cat >>"$1" <<PROPERTIES
+
+############################# Secured listeners (KAFKA_TLS_DIR) #############################
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+listener.name.ssl.ssl.client.auth=required
+PROPERTIES
 }
 
 common_jvm_opts() {
@@ -287,8 +322,17 @@ while True:
         print(s); break')"
   say "formatting storage in $LOG_DIRS (cluster id $cluster_id)"
   local opts; mapfile -t opts < <(common_jvm_opts)
+  local -a scram=()
+  if [[ -n "$SCRAM_USER" ]]; then
+    [[ -n "$SCRAM_PASSWORD" ]] || die "KAFKA_SCRAM_USER needs KAFKA_SCRAM_PASSWORD"
+    local mechanism
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+      scram+=(--add-scram "$mechanism=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]")
+    done
+  fi
   if ! "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "${opts[@]}" -cp "$LIBS/*" \
-        kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" -g >>"$CONSOLE_LOG" 2>&1; then
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" -g ${scram[@]+"${scram[@]}"} \
+        >>"$CONSOLE_LOG" 2>&1; then
     err "kafka.tools.StorageTool format failed"
     show_log_tails
     exit 1
@@ -330,6 +374,10 @@ cmd_start() {
 
   require_port_free KAFKA_PORT "$KAFKA_PORT"
   require_port_free KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
+  if [[ -n "$TLS_DIR" ]]; then
+    require_port_free KAFKA_SASL_SSL_PORT "$SASL_SSL_PORT"
+    require_port_free KAFKA_SSL_PORT "$SSL_PORT"
+  fi
 
   ensure_jars
   mkdir -p "$LOG_DIRS" "$LOGS_DIR"
@@ -457,7 +505,7 @@ cmd_logs() {
 }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

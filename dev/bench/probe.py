@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from dev import ROOT
-from dev.harness.kafka import topic_partitions
+from dev.harness.kafka import client_security, topic_partitions
 
 
 class Probe:
@@ -20,9 +20,12 @@ class Probe:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            **client_security(),
         )
         self._partitions: dict[str, list[TopicPartition]] = {}
         self._coordinators: dict[str, int] = {}
@@ -70,7 +73,10 @@ class Probe:
 async def first_timestamp(bootstrap: str, topics: Iterable[str]) -> float | None:
     """Producer timestamp (s) of the earliest first record of the topics' partitions."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_uncommitted", enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        isolation_level="read_uncommitted",
+        enable_auto_commit=False,
+        **client_security(),
     )
     await consumer.start()
     try:

@@ -25,6 +25,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from dev.harness.kafka import client_security
 from stream_app.domain import Rejected, decode_event, encode_json
 
 COMMIT_INTERVAL = 0.5
@@ -41,6 +42,7 @@ async def run(bootstrap: str, input_topic: str, output_topic: str, group: str) -
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
+        **client_security(),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -48,6 +50,7 @@ async def run(bootstrap: str, input_topic: str, output_topic: str, group: str) -
         linger_ms=5,
         max_batch_size=256 * 1024,
         max_request_size=4 * 1024 * 1024,
+        **client_security(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

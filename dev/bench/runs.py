@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dev.bench.probe import Probe, first_timestamp, topic_bytes_on_disk
 from dev.bench.targets import Target, WorkerTarget, cpu_seconds, peak_rss_kib
-from dev.harness.kafka import count_records
+from dev.harness.kafka import client_security, count_records
 from dev.harness.metrics import WorkerMetrics
 
 Record = tuple[str | None, bytes]
@@ -286,8 +286,11 @@ async def run_latency(
         isolation_level="read_committed",
         enable_auto_commit=False,
         fetch_max_wait_ms=5,
+        **client_security(),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0, **client_security()
+    )
     await consumer.start()
     await producer.start()
     rss: int | None = None

@@ -24,7 +24,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dev.drills.expect import Expectation, expect
 from dev.drills.verify import Findings, check_outputs
-from dev.harness.kafka import Record, delete_topics, raw_key, read_all, reader, topic_partitions
+from dev.harness.kafka import (
+    Record,
+    client_security,
+    delete_topics,
+    raw_key,
+    read_all,
+    reader,
+    topic_partitions,
+)
 from dev.harness.replay import InputRecord
 from dev.harness.settle import WaitTimeout, wait_until
 from dev.harness.workers import WorkerProcess, free_port, settings_for
@@ -203,6 +211,7 @@ class PacedProducer:
             max_batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=180_000,
+            **client_security(),
         )
         await producer.start()
         try:

@@ -1,6 +1,7 @@
 """Kafka helpers on a real broker (aiokafka): the broker address, topics, bulk produce, reading.
 
-One of each: `bootstrap_from_env` (the worker's own parsing and default), `create_topic`,
+One of each: `bootstrap_from_env` (the worker's own parsing and default), `client_security`
+(the STREAM_APP_* security settings as aiokafka options, used by every client here), `create_topic`,
 `delete_topics` (a run's topics, by prefix), `produce_all`, `topic_partitions` and
 `read_to_end` (every committed record of some topics, up to their end offsets), with
 `read_all` and `count_records` on top of it.
@@ -18,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream_app.kafka_security import SECURITY_ENV_DEFAULTS, KafkaSecurity
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,18 @@ def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> str:
     return Settings.from_env({"STREAM_APP_BROKER": broker}).bootstrap
 
 
+def security_from_env(environ: Mapping[str, str] | None = None) -> KafkaSecurity:
+    """The STREAM_APP_* security settings of the environment, read as the worker reads them."""
+    env = os.environ if environ is None else environ
+    security = {name: value for name, value in env.items() if name in SECURITY_ENV_DEFAULTS}
+    return Settings.from_env(security).security
+
+
+def client_security(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """aiokafka options of the STREAM_APP_* security settings in the environment."""
+    return security_from_env(environ).client_kwargs()
+
+
 def raw_key(key: str | bytes | None) -> bytes | None:
     """A record key as bytes (str keys are UTF-8)."""
     return key.encode() if isinstance(key, str) else key
@@ -39,7 +53,7 @@ def raw_key(key: str | bytes | None) -> bytes | None:
 
 async def create_topic(bootstrap: str, name: str, partitions: int, **configs: str) -> None:
     """Create a topic (error if it exists: callers use fresh names)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or None)])
@@ -53,7 +67,7 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
     Returns the names it asked the broker to delete (none when the broker was unreachable:
     leftover topics are harmless, and cleanup must not hide the run's own result).
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     try:
         await admin.start()
         names = [name for name in await admin.list_topics() if name.startswith(prefix)]
@@ -76,6 +90,7 @@ async def produce_all(bootstrap: str, topic: str, records: Iterable[Record]) -> 
         linger_ms=10,
         max_batch_size=256 * 1024,
         max_request_size=4 * 1024 * 1024,
+        **client_security(),
     )
     await producer.start()
     count = 0
@@ -116,7 +131,7 @@ def reader(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
-        **options,
+        **{**client_security(), **options},
     )
 
 

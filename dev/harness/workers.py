@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+from dev.harness.kafka import security_from_env
 from dev.harness.metrics import WorkerMetrics
 from stream_app.settings import ProcessingGuarantee, Settings
 
@@ -45,6 +46,8 @@ def settings_for(
         data_dir=data_dir,
         web_port=free_port() if web_port is None else web_port,
         processing_guarantee=ProcessingGuarantee(guarantee),
+        # The caller's broker security (STREAM_APP_SECURITY_PROTOCOL, ...), as for every client.
+        security=security_from_env(),
     )
 
 

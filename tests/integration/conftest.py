@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from dev.harness.kafka import client_security
 from dev.harness.workers import WorkerProcess, free_port, settings_for
 from stream_app.settings import Settings
 
@@ -25,7 +26,7 @@ def bootstrap(kafka_bootstrap: str) -> str:
 @pytest_asyncio.fixture
 async def create_topic(bootstrap: str) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """Factory: create a topic with n partitions on the real broker; deleted after the test."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     await admin.start()
     created: list[str] = []
 

@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from dev.harness.kafka import client_security
 from dev.harness.workers import settings_for
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, TopicLayoutError, ensure_topics
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 async def describe(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str]]:
     """(partitions, cleanup.policy, max.message.bytes) of each topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     await admin.start()
     try:
         topics = await admin.describe_topics(names)
