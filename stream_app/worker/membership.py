@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from aiokafka.errors import KafkaError, for_code
@@ -70,7 +71,10 @@ async def leave_group(settings: Settings, timeout: float = LEAVE_TIMEOUT) -> boo
     """Remove this worker's static member from its group; False (logged) when that failed."""
     group, instance = settings.app_id, settings.group_instance_id
     try:
-        await asyncio.wait_for(_leave(settings.bootstrap_servers, group, instance), timeout)
+        leave = _leave(
+            settings.bootstrap_servers, group, instance, **settings.security.client_kwargs()
+        )
+        await asyncio.wait_for(leave, timeout)
     except (KafkaError, OSError, TimeoutError) as exc:
         log.warning(
             "could not leave group %s as %s (%r): its partitions move to the other workers "
@@ -84,8 +88,8 @@ async def leave_group(settings: Settings, timeout: float = LEAVE_TIMEOUT) -> boo
     return True
 
 
-async def _leave(bootstrap: list[str], group: str, instance: str) -> None:
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+async def _leave(bootstrap: list[str], group: str, instance: str, **client_options: Any) -> None:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, **client_options)
     await client.bootstrap()
     try:
         node = await client.coordinator_lookup(CoordinationType.GROUP, group)

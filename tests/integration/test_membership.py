@@ -7,13 +7,14 @@ from collections.abc import Callable
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from dev.harness.kafka import client_security
 from dev.harness.workers import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
 async def _members(bootstrap: str, group: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security())
     await admin.start()
     try:
         [described] = (await admin.describe_consumer_groups([group]))[0].groups
