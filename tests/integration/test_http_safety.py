@@ -64,6 +64,8 @@ async def test_faust_views_are_not_served_and_partitions_are(
     assert status == 200
     active = json.loads(body)["active"]
     assert active[worker.settings.input_topic] == [0, 1]
+    # The failover drill finds a worker's table partitions here.
+    assert active[f"{worker.settings.app_id}-sessions-changelog"] == [0, 1]
 
 
 async def test_sessions_need_the_token_on_every_worker_and_are_never_cached(
