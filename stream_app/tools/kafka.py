@@ -22,6 +22,7 @@ def client_kwargs(settings: Settings, role: str) -> dict[str, Any]:
     return {
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": f"{settings.app_id}-{role}",
+        **settings.security.client_kwargs(),
     }
 
 
