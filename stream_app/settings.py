@@ -49,6 +49,8 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_SESSION_TIMEOUT": "60",
     "STREAM_APP_STANDBY_REPLICAS": "1",
     **SECURITY_ENV_DEFAULTS,
+    "STREAM_APP_MAX_BATCH": "500",
+    "STREAM_APP_COMMIT_INTERVAL_MS": "100",
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -85,6 +87,10 @@ class Settings:
     #: Workers that keep a warm copy of each table partition besides its owner.
     standby_replicas: int = 1
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: The most records of one partition handled as one batch.
+    max_batch: int = 500
+    #: How often handled records are committed (with their outputs, under exactly_once).
+    commit_interval_ms: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +135,10 @@ class Settings:
                 "STREAM_APP_STANDBY_REPLICAS", get("STREAM_APP_STANDBY_REPLICAS")
             ),
             security=security,
+            max_batch=_positive_int("STREAM_APP_MAX_BATCH", get("STREAM_APP_MAX_BATCH")),
+            commit_interval_ms=_positive_int(
+                "STREAM_APP_COMMIT_INTERVAL_MS", get("STREAM_APP_COMMIT_INTERVAL_MS")
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -150,6 +160,8 @@ class Settings:
             "STREAM_APP_SESSION_TIMEOUT": f"{self.session_timeout:g}",
             "STREAM_APP_STANDBY_REPLICAS": str(self.standby_replicas),
             **self.security.to_env(),
+            "STREAM_APP_MAX_BATCH": str(self.max_batch),
+            "STREAM_APP_COMMIT_INTERVAL_MS": str(self.commit_interval_ms),
         }
 
     def describe(self) -> dict[str, str]:

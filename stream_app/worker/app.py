@@ -11,6 +11,7 @@ from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
 from stream_app.worker.changelog import FencedProducers, FencedTable
 from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.metrics import Metrics
@@ -30,7 +31,14 @@ class StreamApp(faust.App):
         transport = super()._new_transport()
         # Per instance, so that other apps in the same process keep Faust's behaviour.
         transport.TransactionManager = SourcePartitionTransactionManager  # type: ignore[misc]
+        # One event per fetched batch of a partition for the agents' topics (batching.py).
+        transport.Consumer = BatchingConsumer  # type: ignore[misc]
         return transport
+
+    #: Topics whose records reach the agents in batches (set by create_worker).
+    batched_topics: frozenset[str] = frozenset()
+    #: The most records in one batch.
+    max_batch: int = DEFAULT_MAX_BATCH
 
     async def on_first_start(self) -> None:
         """Before any table opens: local tables left by a crashed run are dropped and rebuilt."""
@@ -89,7 +97,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         # (measured, docs/performance.md).
         stream_wait_empty=True,
         broker_commit_every=1000,
-        broker_commit_interval=0.5,
+        broker_commit_interval=settings.commit_interval_ms / 1000.0,
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,
         autodiscover=False,
@@ -116,6 +124,15 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     session_inbox = topic(settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic)
     claims = topic(settings.claims_topic)
+    app.batched_topics = frozenset(
+        [
+            settings.input_topic,
+            settings.rekeyed_topic,
+            settings.verdicts_topic,
+            settings.claims_topic,
+        ]
+    )
+    app.max_batch = settings.max_batch
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
     sessions_table = app.Table("sessions", partitions=partitions, key_type=bytes, value_type=bytes)
     profiles_table = app.Table("profiles", partitions=partitions, key_type=bytes, value_type=bytes)
@@ -139,12 +156,12 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     @app.agent(session_inbox, concurrency=1, name="sessions")
     async def process_sessions(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await checkpoint.handle(event, sessions.handle(event.message))
+            await checkpoint.handle(event, sessions.handle_batch(records_of(event.message)))
 
     @app.agent(claims, concurrency=1, name="profiles")
     async def process_claims(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await checkpoint.handle(event, profiles.handle(event.message))
+            await checkpoint.handle(event, profiles.handle_batch(records_of(event.message)))
 
     register_views(app, sessions_table, sessions, metrics, settings.http_token)
     return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)

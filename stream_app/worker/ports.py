@@ -6,8 +6,8 @@ Faust and tested with in-memory fakes. In the worker, Faust's own objects fill t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 
 class Store(Protocol):
@@ -32,6 +32,7 @@ class Table(Protocol):
 
 
 Headers = Sequence[tuple[str, bytes]]
+V = TypeVar("V")
 
 
 class Producer(Protocol):
@@ -79,3 +80,43 @@ class Message(Protocol):
 
     @property
     def timestamp(self) -> float: ...
+
+
+class BatchState(Generic[V]):
+    """A table as one batch of records sees it: each key read once, each changed key written once.
+
+    Records of a batch are applied in order against these values; `write` then stores every
+    changed key once, so a table (and its changelog) gets one write per key per batch.
+    """
+
+    def __init__(
+        self, table: Table, decode: Callable[[bytes], V], encode: Callable[[V], bytes]
+    ) -> None:
+        self._table = table
+        self._decode = decode
+        self._encode = encode
+        self._values: dict[str, V | None] = {}
+        self._changed: dict[str, None] = {}  # insertion-ordered set
+
+    def get(self, key: str) -> V | None:
+        """The key's value: the batch's latest, else the table's."""
+        try:
+            return self._values[key]
+        except KeyError:
+            stored = self._table.data.get(key)
+            value = None if stored is None else self._decode(stored)
+            self._values[key] = value
+            return value
+
+    def put(self, key: str, value: V) -> None:
+        """Set the key's value for the rest of the batch; stored by `write`."""
+        self._values[key] = value
+        self._changed[key] = None
+
+    def write(self) -> None:
+        """Store each changed key once (in the order first changed)."""
+        for key in self._changed:
+            value = self._values[key]
+            assert value is not None
+            self._table[key] = self._encode(value)
+        self._changed.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from stream_app.domain import (
     Rejected,
     RejectionSource,
     Skipped,
+    StoredSession,
     apply_event,
     apply_verdict,
     build_rejection,
@@ -28,7 +30,7 @@ from stream_app.domain import (
 from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import Headers, Message, Producers, Table
+from stream_app.worker.ports import BatchState, Headers, Message, Producers, Table
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class MissingSessionState(RuntimeError):
 
 @dataclass
 class SessionProcessor:
-    """Handles one record of the session inbox (events, re-keyed events, verdicts)."""
+    """Handles the records of the session inbox (events, re-keyed events, verdicts)."""
 
     settings: Settings
     table: Table
@@ -53,17 +55,30 @@ class SessionProcessor:
 
     async def handle(self, message: Message) -> None:
         """Process one consumed record; every outcome is a send or a counted skip."""
-        started = time.perf_counter()
-        topic = message.topic
-        if topic == self.settings.verdicts_topic:
-            self.metrics.verdicts_consumed += 1
-            await self._handle_verdict(message)
-        else:
-            if topic == self.settings.input_topic:
-                self.metrics.events_consumed += 1
-            await self._handle_event(message)
-            self.metrics.observe_end_to_end(time.time() - message.timestamp)
-        self.metrics.observe_latency(time.perf_counter() - started)
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        """Process consecutive records of one partition in order, then store their state.
+
+        Each session is read once and written once per batch (BatchState); its outputs are
+        all sent before the writes, so under at_least_once the changelog records wait for
+        them (changelog.py).
+        """
+        sessions = BatchState(self.table, decode_stored, encode_stored)
+        verdicts_topic, input_topic = self.settings.verdicts_topic, self.settings.input_topic
+        for message in messages:
+            started = time.perf_counter()
+            topic = message.topic
+            if topic == verdicts_topic:
+                self.metrics.verdicts_consumed += 1
+                await self._handle_verdict(message, sessions)
+            else:
+                if topic == input_topic:
+                    self.metrics.events_consumed += 1
+                await self._handle_event(message, sessions)
+                self.metrics.observe_end_to_end(time.time() - message.timestamp)
+            self.metrics.observe_latency(time.perf_counter() - started)
+        sessions.write()
 
     async def _send(
         self,
@@ -87,7 +102,7 @@ class SessionProcessor:
         stored = self.table.get(integration_id)
         return None if stored is None else published_snapshot(decode_stored(stored))
 
-    async def _handle_event(self, message: Message) -> None:
+    async def _handle_event(self, message: Message, sessions: BatchState[StoredSession]) -> None:
         raw: bytes = message.value if message.value is not None else b""
         decoded = decode_event(raw)
         if isinstance(decoded, Rejected):
@@ -104,10 +119,7 @@ class SessionProcessor:
             )
             return
         key = decode_key(message.key)
-        # The store itself: one RocksDB read (the table's own get adds a contains check).
-        stored = self.table.data.get(decoded.integration_id)
-        state = None if stored is None else decode_stored(stored)
-        match apply_event(state, decoded, key):
+        match apply_event(sessions.get(decoded.integration_id), decoded, key):
             case Skipped():
                 self.metrics.duplicates += 1
             case Rejected() as rejected:
@@ -133,21 +145,19 @@ class SessionProcessor:
                         value=encode_json(applied.transition),
                     )
                 await self._send_snapshot(key_bytes, applied.snapshot)
-                # Written after the outputs: under at_least_once the changelog record then
-                # waits for them (changelog.py).
-                self.table[decoded.integration_id] = encode_stored(applied.stored)
+                sessions.put(decoded.integration_id, applied.stored)
 
-    async def _handle_verdict(self, message: Message) -> None:
+    async def _handle_verdict(self, message: Message, sessions: BatchState[StoredSession]) -> None:
         verdict = decode_verdict(message.value or b"")
-        stored = self.table.data.get(verdict.integration_id)
+        stored = sessions.get(verdict.integration_id)
         if stored is None:
             self._verdict_without_session(verdict.integration_id, message)
             return
-        state, released = apply_verdict(decode_stored(stored), verdict)
+        state, released = apply_verdict(stored, verdict)
         self.metrics.verdicts_applied += 1
         if released is not None:
             await self._send_snapshot(verdict.integration_id.encode(), released)
-        self.table[verdict.integration_id] = encode_stored(state)
+        sessions.put(verdict.integration_id, state)
 
     def _verdict_without_session(self, integration_id: str, message: Message) -> None:
         """A verdict whose session is not in the local table: never dropped unseen.

@@ -50,9 +50,15 @@ KEY = "s1"
 class FakeTable(dict[str, bytes]):
     """A table of bytes; `data` is the table itself, as RocksDB is under Faust's table."""
 
+    writes: int = 0
+
     @property
     def data(self) -> FakeTable:
         return self
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,29 @@ def test_an_applied_event_is_stored_and_sends_its_snapshot_and_transition(
     # The record was stamped two seconds before it was handled.
     assert metrics.end_to_end.count == 1
     assert 2.0 <= metrics.end_to_end.total < 60.0
+
+
+def test_a_batch_applies_its_records_in_order_and_writes_each_session_once(
+    sessions: Sessions,
+) -> None:
+    batch = [
+        Message(INPUT, KEY.encode(), _event(f"e{n}", cart_items=CART), offset=n) for n in range(3)
+    ] + [Message(INPUT, KEY.encode(), _event("e3", state="closed"), offset=3)]
+    asyncio.run(sessions.processor.handle_batch(batch))
+    snapshots = [
+        decode_customer_session(r.value) for r in sessions.producer.to(SETTINGS.output_topic)
+    ]
+    assert [s.update_count for s in snapshots] == [1, 2, 3, 4]
+    assert [
+        decode_transition(r.value).to for r in sessions.producer.to(SETTINGS.transitions_topic)
+    ] == [
+        "open",
+        "closed",
+    ]
+    # One table write (one changelog record) for the session, with its state after the batch.
+    assert sessions.table.writes == 1
+    assert decode_stored(sessions.table[KEY]).session == snapshots[-1]
+    assert sessions.metrics.latency_count == 4
 
 
 def test_an_event_without_a_state_change_sends_no_transition(sessions: Sessions) -> None:

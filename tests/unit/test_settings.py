@@ -53,6 +53,8 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_SSL_CA_FILE": "",
         "STREAM_APP_SSL_CERT_FILE": "",
         "STREAM_APP_SSL_KEY_FILE": "",
+        "STREAM_APP_MAX_BATCH": "50",
+        "STREAM_APP_COMMIT_INTERVAL_MS": "250",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -75,6 +77,7 @@ def test_every_variable_is_read() -> None:
     assert settings.security.sasl_mechanism is SaslMechanism.SCRAM_SHA_512
     assert settings.security.sasl_username == "worker"
     assert Settings.from_env(settings.to_env()) == settings
+    assert (settings.max_batch, settings.commit_interval_ms) == (50, 250)
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"

@@ -1,0 +1,99 @@
+"""One Faust event per fetched batch of one partition, for the topics the agents consume.
+
+Faust hands every record through its consumer, conductor, stream queue and stream iterator,
+with several event-loop wakeups and tasks per record; on this workload that costs far more
+than the processing itself (docs/performance.md). The agents here take records of one
+partition in order and write their state per batch, so the per-record path is not needed:
+`BatchingConsumer.getmany` yields, for each partition of an agent's topic, one message that
+carries the fetched records (at most `max_batch` of them) and has the offset of the last one.
+Faust's offset bookkeeping (read offsets, acks, the commit) then sees a message whose offset
+moves by a batch at a time, which is all it needs: the worker's commit uses the offsets its
+checkpoint records after each handled message (transactions.py), i.e. the last record of a
+batch plus one. Records of other topics (table changelogs, Faust's own) keep the per-record
+path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+from faust.transport.drivers.aiokafka import Consumer
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+#: Default cap on the records of one batch event (STREAM_APP_MAX_BATCH).
+DEFAULT_MAX_BATCH = 500
+
+
+class RecordBatch(ConsumerMessage):
+    """Consecutive records of one partition, standing in Faust for the last of them."""
+
+    records: list[Any]
+
+
+def records_of(message: Any) -> list[Any]:
+    """The records a consumed message stands for: a batch's, or the message itself."""
+    records: list[Any] | None = getattr(message, "records", None)
+    return [message] if records is None else records
+
+
+class BatchingConsumer(Consumer):
+    """Faust's aiokafka consumer, yielding one message per partition batch for some topics.
+
+    The app names the topics (`batched_topics`) and the cap (`max_batch`) before it starts.
+    """
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Faust's `Consumer.getmany` (faust/transport/consumer.py), batching per partition."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            # As Faust: records fetched while flow is stopped are not handed over.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning("exception performing seek when flow not active %r", exc)
+            return
+        app: Any = self.app  # the StreamApp, which names the batched topics
+        batched: Collection[str] = app.batched_topics
+        max_batch: int = app.max_batch
+        for tp, tp_records in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if not (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in self._buffered_partitions  # private: Faust's own bookkeeping
+            ):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic not in batched:
+                for record in tp_records:
+                    yield tp, self._to_message(tp, record)
+                continue
+            for start in range(0, len(tp_records), max_batch):
+                yield tp, self._to_batch(tp, tp_records[start : start + max_batch])
+
+    def _to_batch(self, tp: TP, records: list[Any]) -> RecordBatch:
+        last = records[-1]
+        batch = RecordBatch(
+            last.topic,
+            last.partition,
+            last.offset,
+            (last.timestamp or 0) / 1000.0,
+            last.timestamp_type,
+            None,
+            None,
+            None,
+            None,
+            0,
+            0,
+            tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+        # Faust's own message per record: timestamps in seconds, as the processors expect.
+        batch.records = [self._to_message(tp, record) for record in records]
+        return batch
