@@ -184,12 +184,16 @@ def run_worker(settings: Settings, args: list[str]) -> None:
     """Create missing topics, build the app and hand control to Faust's worker command."""
     from aiokafka.errors import KafkaError
 
+    # Before Faust is imported: it reads its own variables at import time.
+    ignore_faust_environment()
+    from stream_app.worker.app import UnsupportedFaustVersion, check_faust_version
     from stream_app.worker.local_state import DataDirInUse, lock_data_dir
     from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
     try:
+        check_faust_version()
         lock_data_dir(settings.data_dir)
-    except DataDirInUse as exc:
+    except (UnsupportedFaustVersion, DataDirInUse) as exc:
         sys.exit(f"stream-app: {exc}")
 
     with client_errors() as errors:

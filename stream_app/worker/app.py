@@ -23,6 +23,35 @@ from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
 from stream_app.worker.transactions import Checkpoint, SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
 
+#: The faust-streaming release the worker's replacements of Faust internals were written and
+#: drilled against (docs/design.md, "Where the worker replaces Faust's machinery").
+FAUST_VERSION = "0.15.3"
+
+
+class UnsupportedFaustVersion(RuntimeError):
+    """The installed faust-streaming is not the one the worker was built against."""
+
+
+def check_faust_version(installed: str = faust.__version__) -> None:
+    """Refuse to run on another faust-streaming: the overrides depend on its internals."""
+    if installed != FAUST_VERSION:
+        raise UnsupportedFaustVersion(
+            f"faust-streaming {installed} is installed, but this worker replaces parts of "
+            f"faust-streaming {FAUST_VERSION}'s internals and runs only on that version: "
+            f"pip install faust-streaming=={FAUST_VERSION}"
+        )
+
+
+#: Changelog topics are compacted (Faust's default); these let the log cleaner keep up, so a
+#: restore reads about one record per live key rather than one per write: segments roll
+#: every 64 MiB or 10 minutes (only closed segments are compacted) and are compacted once a
+#: tenth of them is overwritten keys.
+CHANGELOG_CONFIGS = {
+    "segment.bytes": str(64 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
 
 class StreamApp(faust.App):
     """Faust app whose exactly-once sends join the transaction of the event being processed."""
@@ -63,6 +92,7 @@ class Worker:
 
 def create_worker(settings: Settings, partitions: int) -> Worker:
     """Build the app for topics that all have `partitions` partitions (see `ensure_topics`)."""
+    check_faust_version()
     app = StreamApp(
         settings.app_id,
         # Faust lets an environment variable replace any keyword argument given here
@@ -133,9 +163,19 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         ]
     )
     app.max_batch = settings.max_batch
+
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
-    sessions_table = app.Table("sessions", partitions=partitions, key_type=bytes, value_type=bytes)
-    profiles_table = app.Table("profiles", partitions=partitions, key_type=bytes, value_type=bytes)
+    def table(name: str) -> FencedTable:
+        return app.Table(  # type: ignore[return-value]  # Table=FencedTable above
+            name,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            extra_topic_configs=CHANGELOG_CONFIGS,
+        )
+
+    sessions_table = table("sessions")
+    profiles_table = table("profiles")
 
     metrics: Metrics = app.metrics
     observe(app, settings, metrics)
