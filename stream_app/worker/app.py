@@ -176,6 +176,9 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     sessions_table = table("sessions")
     profiles_table = table("profiles")
+    # Restores read the changelogs in batches too (recovery.py).
+    app.batched_topics |= {sessions_table.changelog_topic.get_topic_name()}
+    app.batched_topics |= {profiles_table.changelog_topic.get_topic_name()}
 
     metrics: Metrics = app.metrics
     observe(app, settings, metrics)

@@ -21,6 +21,8 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, serve
 from faust.types import TP
 from mode import Service
 
+from stream_app.worker.batching import records_of
+
 log = logging.getLogger(__name__)
 
 #: How many records before the end of a partition are read first to find its last data record.
@@ -109,6 +111,15 @@ def purge_queued(queue: Any, tps: Iterable[TP] | None = None) -> int:
         for _ in range(dropped):
             queue._wakeup_next(queue._putters)  # private: wakes a producer blocked on a full queue
     return dropped
+
+
+class _Change:
+    """One changelog record as Faust's table and store read it: an event with a message."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
 
 
 class ExactRecovery(Recovery):
@@ -228,7 +239,6 @@ class ExactRecovery(Recovery):
                 now = monotonic()
                 message = event.message
                 tp = message.tp
-                offset = message.offset
                 offsets: MutableMapping[TP, Any]
                 bufsize = buffer_sizes.get(tp)
                 is_active = tp in active_tps
@@ -247,12 +257,19 @@ class ExactRecovery(Recovery):
                 else:
                     # Fetched before a rebalance took the partition away: not ours to apply.
                     continue
+                # A batch of the partition's records (batching.py) or a single one, in order.
                 seen_offset = offsets.get(tp, None)
-                if seen_offset is None or offset > seen_offset:
-                    offsets[tp] = offset
+                fresh: list[Any] = [
+                    _Change(record)
+                    for record in records_of(message)
+                    if seen_offset is None or record.offset > seen_offset
+                ]
+                if fresh:
+                    offsets[tp] = fresh[-1].message.offset
                     buf = buffers[table]
-                    buf.append(event)
-                    await table.on_changelog_event(event)
+                    buf.extend(fresh)
+                    for change in fresh:
+                        await table.on_changelog_event(change)
                     if len(buf) >= bufsize:
                         table.apply_changelog_batch(buf)
                         buf.clear()
