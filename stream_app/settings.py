@@ -50,7 +50,8 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_STANDBY_REPLICAS": "1",
     **SECURITY_ENV_DEFAULTS,
     "STREAM_APP_MAX_BATCH": "500",
-    "STREAM_APP_COMMIT_INTERVAL_MS": "100",
+    # Empty: 100 under exactly_once (outputs wait for the commit), 1000 under at_least_once.
+    "STREAM_APP_COMMIT_INTERVAL_MS": "",
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -89,8 +90,8 @@ class Settings:
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     #: The most records of one partition handled as one batch.
     max_batch: int = 500
-    #: How often handled records are committed (with their outputs, under exactly_once).
-    commit_interval_ms: int = 100
+    #: How often handled records are committed; None: the guarantee's default (commit_interval).
+    commit_interval_ms: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +102,7 @@ class Settings:
             value = env.get(name, "").strip()
             return value or ENV_DEFAULTS[name]
 
+        interval = get("STREAM_APP_COMMIT_INTERVAL_MS")
         guarantee = get("STREAM_APP_PROCESSING_GUARANTEE")
         try:
             processing_guarantee = ProcessingGuarantee(guarantee)
@@ -136,8 +138,8 @@ class Settings:
             ),
             security=security,
             max_batch=_positive_int("STREAM_APP_MAX_BATCH", get("STREAM_APP_MAX_BATCH")),
-            commit_interval_ms=_positive_int(
-                "STREAM_APP_COMMIT_INTERVAL_MS", get("STREAM_APP_COMMIT_INTERVAL_MS")
+            commit_interval_ms=(
+                _positive_int("STREAM_APP_COMMIT_INTERVAL_MS", interval) if interval else None
             ),
         )
 
@@ -161,7 +163,9 @@ class Settings:
             "STREAM_APP_STANDBY_REPLICAS": str(self.standby_replicas),
             **self.security.to_env(),
             "STREAM_APP_MAX_BATCH": str(self.max_batch),
-            "STREAM_APP_COMMIT_INTERVAL_MS": str(self.commit_interval_ms),
+            "STREAM_APP_COMMIT_INTERVAL_MS": (
+                "" if self.commit_interval_ms is None else str(self.commit_interval_ms)
+            ),
         }
 
     def describe(self) -> dict[str, str]:
@@ -170,6 +174,18 @@ class Settings:
             name: MASK if name in SECRET_ENV and value else value
             for name, value in self.to_env().items()
         }
+
+    @property
+    def commit_interval(self) -> float:
+        """Seconds between commits.
+
+        Under exactly_once outputs become visible only when their transaction commits, so the
+        default is short (100 ms, as Kafka Streams); under at_least_once they are visible at
+        once and a commit only bounds what a crash makes the worker process again (1 s).
+        """
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms / 1000.0
+        return 0.1 if self.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE else 1.0
 
     @property
     def group_instance_id(self) -> str:

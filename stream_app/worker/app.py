@@ -127,7 +127,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         # (measured, docs/performance.md).
         stream_wait_empty=True,
         broker_commit_every=1000,
-        broker_commit_interval=settings.commit_interval_ms / 1000.0,
+        broker_commit_interval=settings.commit_interval,
         producer_linger_ms=5,
         table_cleanup_interval=3600.0,
         autodiscover=False,

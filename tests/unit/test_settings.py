@@ -77,7 +77,7 @@ def test_every_variable_is_read() -> None:
     assert settings.security.sasl_mechanism is SaslMechanism.SCRAM_SHA_512
     assert settings.security.sasl_username == "worker"
     assert Settings.from_env(settings.to_env()) == settings
-    assert (settings.max_batch, settings.commit_interval_ms) == (50, 250)
+    assert (settings.max_batch, settings.commit_interval) == (50, 0.25)
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -128,3 +128,10 @@ def test_settings_survive_a_round_trip_through_the_environment(tmp_path: Path) -
     assert Settings.from_env(settings.to_env()) == settings
     named = Settings.from_env({"STREAM_APP_INSTANCE_ID": "pod-0"})
     assert Settings.from_env(named.to_env()).group_instance_id == "pod-0"
+
+
+def test_the_commit_interval_follows_the_guarantee_unless_set() -> None:
+    assert Settings.from_env({}).commit_interval == 0.1
+    alo = {"STREAM_APP_PROCESSING_GUARANTEE": "at_least_once"}
+    assert Settings.from_env(alo).commit_interval == 1.0
+    assert Settings.from_env({**alo, "STREAM_APP_COMMIT_INTERVAL_MS": "20"}).commit_interval == 0.02
