@@ -50,6 +50,12 @@ class DrillResult:
         """Record a problem; the drill fails."""
         self.problems.append(problem)
 
+    def done(self, started: float) -> DrillResult:
+        """Record the drill's duration; it passed if it found no problem."""
+        self.seconds = time.monotonic() - started
+        self.passed = not self.problems
+        return self
+
     def absorb(self, findings: Findings, prefix: str = "") -> None:
         """Take the output checks' figures and problems."""
         self.figures.update({f"{prefix}{k}": v for k, v in findings.figures.items()})
@@ -97,6 +103,17 @@ async def _settle(
         for kind in repeats:
             del findings.problems[kind]
     result.absorb(findings)
+
+
+def _seconds(samples: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.mean(samples), 1), "max": round(max(samples), 1)}
+
+
+async def _settle_after_kills(drill: Drill, result: DrillResult, guarantee: str) -> None:
+    """Replay the input as it ended up, wait for the outputs, check them; workers must live."""
+    expectation = await drill.expectation()
+    await _settle(drill, expectation, result, allow_repeats=guarantee == "at_least_once")
+    drill.check_workers_alive()
 
 
 # --------------------------------------------------------------------------------------- kill -9
@@ -148,16 +165,9 @@ async def kill9(
         await producer.wait()
         result.figures["kill_moments"] = dict(moments)
         if restarts:
-            result.figures["restart_to_healthy_s"] = {
-                "mean": round(statistics.mean(restarts), 1),
-                "max": round(max(restarts), 1),
-            }
-        expectation = await drill.expectation()
-        await _settle(drill, expectation, result, allow_repeats=guarantee == "at_least_once")
-        drill.check_workers_alive()
-    result.seconds = time.monotonic() - started
-    result.passed = not result.problems
-    return result
+            result.figures["restart_to_healthy_s"] = _seconds(restarts)
+        await _settle_after_kills(drill, result, guarantee)
+    return result.done(started)
 
 
 # ----------------------------------------------------------------------------------- state wiped
@@ -528,15 +538,10 @@ async def chaos(
         if resumed:
             result.figures["restart_to_ready_s"] = {
                 "each": [round(seconds, 1) for seconds in resumed],
-                "mean": round(statistics.mean(resumed), 1),
-                "max": round(max(resumed), 1),
+                **_seconds(resumed),
             }
-        expectation = await drill.expectation()
-        await _settle(drill, expectation, result, allow_repeats=guarantee == "at_least_once")
-        drill.check_workers_alive()
-    result.seconds = time.monotonic() - started
-    result.passed = not result.problems
-    return result
+        await _settle_after_kills(drill, result, guarantee)
+    return result.done(started)
 
 
 async def chaos_at_least_once(options: DrillOptions, **sizes: Any) -> DrillResult:
