@@ -7,9 +7,9 @@ aiokafka loop in dev.bench.raw for speed, the logical key+value bytes for state 
 because the machine is shared and absolute figures drift. See docs/performance.md.
 Writes bench-results/bench-<time>.json and .png (and the processes' logs) and prints a table.
 
-The default (50,000 events) takes about 15-20 minutes on a 2-core machine: one worker drains
-a few hundred events/s there, so the issue's 200,000 (--events 200000) would take over 5 minutes
-per guarantee on its own (exactly_once: over 15). --quick is a smoke run of a few minutes.
+The default (200,000 events over 20,000 sessions) takes about 15 minutes on a 2-core machine,
+where one worker drains a few thousand events/s; --events 50000 takes about a third of that.
+--quick is a smoke run of a few minutes.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from stream_app.settings import Settings
 
 MODES = ("at_least_once", "exactly_once")
 SECTIONS = ("core", "throughput", "state", "restore", "latency")
-DEFAULT_EVENTS = 50_000
+DEFAULT_EVENTS = 200_000
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,11 +11,17 @@ from typing import Any
 
 from dev.bench.runs import Latency, Restore, StateSize, Throughput
 
-#: The issue's goals, checked against figures of the same run.
+#: The goals, checked against figures of the same run (docs/performance.md).
 GOAL_ALO_RATIO = 0.5
 GOAL_EOS_RATIO = 0.35
-GOAL_P99_SECONDS = 0.050
-GOAL_RESTORE_PER_SECOND = 100_000
+#: p99 produce -> visible output at 2,000 events/s offered, per guarantee.
+GOAL_P99_SECONDS = {"at_least_once": 0.050, "exactly_once": 0.250}
+#: Restore net of start-up; stated for a changelog of >= 500,000 records.
+GOAL_RESTORE_PER_SECOND = 50_000
+GOAL_RESTORE_MIN_RECORDS = 500_000
+GOAL_CHANGELOG_RECORDS_PER_SESSION = 2.0
+GOAL_PEAK_RSS_MIB = 200
+GOAL_PEAK_RSS_SESSIONS = 50_000
 GOAL_BYTES_PER_SESSION = 2048
 
 
@@ -109,23 +115,52 @@ class Report:
             if lat.name == "raw" or lat.rate != self.params.get("rate"):
                 continue  # the goal is stated at the rate only
             p99 = lat.percentile(99)
+            goal_s = GOAL_P99_SECONDS.get(lat.name, min(GOAL_P99_SECONDS.values()))
             rows.append(
                 (
-                    f"p99 latency {lat.name} <= {GOAL_P99_SECONDS * 1000:.0f} ms"
-                    f" at {lat.rate:.0f}/s",
+                    f"p99 latency {lat.name} <= {goal_s * 1000:.0f} ms at {lat.rate:.0f}/s",
                     ("> " if lat.is_lower_bound(99) else "")
                     + _fmt(None if p99 is None else p99 * 1000, "{:.1f} ms"),
-                    None if p99 is None else p99 <= GOAL_P99_SECONDS,
+                    None if p99 is None else p99 <= goal_s,
                 )
             )
         for run, restore in self.restores.items():
-            rate = restore.records_per_second
+            net = restore.net_records_per_second
+            small = restore.changelog_records < GOAL_RESTORE_MIN_RECORDS
             rows.append(
                 (
-                    f"restore {run} >= {GOAL_RESTORE_PER_SECOND // 1000}k records/s"
-                    " (start to /health)",
-                    f"{rate:,.0f}/s",
-                    rate >= GOAL_RESTORE_PER_SECOND,
+                    f"restore {run} >= {GOAL_RESTORE_PER_SECOND // 1000}k records/s net of"
+                    " start-up",
+                    _fmt(net, "{:,.0f}/s")
+                    + f" ({restore.changelog_records:,} records"
+                    + (
+                        f"; the goal is stated for >= {GOAL_RESTORE_MIN_RECORDS:,})"
+                        if small
+                        else ")"
+                    ),
+                    None if net is None or small else net >= GOAL_RESTORE_PER_SECOND,
+                )
+            )
+        for run, state in self.states.items():
+            per_session = state.changelog_records / max(1, state.sessions)
+            rows.append(
+                (
+                    f"changelog records/session {run} <= {GOAL_CHANGELOG_RECORDS_PER_SESSION:g}",
+                    f"{per_session:.1f}",
+                    per_session <= GOAL_CHANGELOG_RECORDS_PER_SESSION,
+                )
+            )
+        for worker in self.workers:
+            if worker.name not in GOAL_P99_SECONDS or worker.peak_rss_kib is None:
+                continue
+            sessions = int(self.params.get("sessions") or 0)
+            mib = worker.peak_rss_kib / 1024
+            rows.append(
+                (
+                    f"peak RSS {worker.name} <= {GOAL_PEAK_RSS_MIB} MiB"
+                    f" ({GOAL_PEAK_RSS_SESSIONS:,} sessions)",
+                    f"{mib:,.0f} MiB with {sessions:,} sessions",
+                    None if sessions < GOAL_PEAK_RSS_SESSIONS else mib <= GOAL_PEAK_RSS_MIB,
                 )
             )
         for run, state in self.states.items():
