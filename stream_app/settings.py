@@ -26,6 +26,13 @@ class ProcessingGuarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
 
 
+class LogFormat(StrEnum):
+    """How the worker writes its log lines."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the worker cannot use."""
 
@@ -52,6 +59,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_MAX_BATCH": "500",
     # Empty: 100 under exactly_once (outputs wait for the commit), 1000 under at_least_once.
     "STREAM_APP_COMMIT_INTERVAL_MS": "",
+    "STREAM_APP_LOG_FORMAT": LogFormat.TEXT.value,
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -92,6 +100,8 @@ class Settings:
     max_batch: int = 500
     #: How often handled records are committed; None: the guarantee's default (commit_interval).
     commit_interval_ms: int | None = None
+    #: Log lines as text (Faust's format) or as one JSON object per line.
+    log_format: LogFormat = LogFormat.TEXT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +126,10 @@ class Settings:
         except SecurityError as exc:
             raise SettingsError(str(exc)) from None
         token = get("STREAM_APP_HTTP_TOKEN")
+        log_format = get("STREAM_APP_LOG_FORMAT")
+        if log_format not in set(LogFormat):
+            allowed = ", ".join(f.value for f in LogFormat)
+            raise SettingsError(f"STREAM_APP_LOG_FORMAT={log_format!r}: expected one of {allowed}")
         return cls(
             broker=_broker_url(get("STREAM_APP_BROKER")),
             app_id=get("STREAM_APP_ID"),
@@ -141,6 +155,7 @@ class Settings:
             commit_interval_ms=(
                 _positive_int("STREAM_APP_COMMIT_INTERVAL_MS", interval) if interval else None
             ),
+            log_format=LogFormat(log_format),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -166,6 +181,7 @@ class Settings:
             "STREAM_APP_COMMIT_INTERVAL_MS": (
                 "" if self.commit_interval_ms is None else str(self.commit_interval_ms)
             ),
+            "STREAM_APP_LOG_FORMAT": self.log_format.value,
         }
 
     def describe(self) -> dict[str, str]:

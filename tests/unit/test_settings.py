@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from stream_app.kafka_security import SaslMechanism, SecurityProtocol
-from stream_app.settings import ENV_DEFAULTS, ProcessingGuarantee, Settings, SettingsError
+from stream_app.settings import (
+    ENV_DEFAULTS,
+    LogFormat,
+    ProcessingGuarantee,
+    Settings,
+    SettingsError,
+)
 
 
 def test_defaults_match_the_contract() -> None:
@@ -26,6 +32,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.http_token is None
     assert (settings.session_timeout, settings.standby_replicas) == (60.0, 1)
     assert settings.security.protocol is SecurityProtocol.PLAINTEXT
+    assert settings.log_format is LogFormat.TEXT
 
 
 def test_every_variable_is_read() -> None:
@@ -55,6 +62,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_SSL_KEY_FILE": "",
         "STREAM_APP_MAX_BATCH": "50",
         "STREAM_APP_COMMIT_INTERVAL_MS": "250",
+        "STREAM_APP_LOG_FORMAT": "json",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -78,6 +86,7 @@ def test_every_variable_is_read() -> None:
     assert settings.security.sasl_username == "worker"
     assert Settings.from_env(settings.to_env()) == settings
     assert (settings.max_batch, settings.commit_interval) == (50, 0.25)
+    assert settings.log_format is LogFormat.JSON
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -98,6 +107,7 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_BROKER", ",", "STREAM_APP_BROKER is empty"),
         ("STREAM_APP_SESSION_TIMEOUT", "0", "positive number of seconds"),
         ("STREAM_APP_STANDBY_REPLICAS", "-1", "integer >= 0"),
+        ("STREAM_APP_LOG_FORMAT", "xml", "STREAM_APP_LOG_FORMAT='xml': expected one of text, json"),
         ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
         ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
         ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),
