@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from stream_app import __version__
-from stream_app.settings import Settings, SettingsError
+from stream_app.settings import LogFormat, Settings, SettingsError
 
 USAGE = """usage: stream-app <command> [options]
 
@@ -219,7 +219,9 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
     worker = create_worker(settings, settings.partitions if partitions is None else partitions)
     stopped_cleanly: list[bool] = []
     Checkpoint.of(worker.app).on_clean_stop.append(lambda: stopped_cleanly.append(True))
-    sys.argv = ["stream-app", "worker", *args]
+    # Faust's --quiet: no start-up banner on stdout between the JSON lines.
+    quiet = ["--quiet"] if settings.log_format is LogFormat.JSON else []
+    sys.argv = ["stream-app", *quiet, "worker", *args]
     try:
         worker.app.main()
     finally:

@@ -14,6 +14,7 @@ from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
 from stream_app.worker.changelog import FencedProducers, FencedTable
 from stream_app.worker.local_state import protect_local_state
+from stream_app.worker.logs import logging_config
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.observe import observe
 from stream_app.worker.profiles import ProfileProcessor
@@ -137,6 +138,8 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         TableManager=StreamTableManager,
         # Changelog records that follow their outputs under at_least_once (changelog.py).
         Table=FencedTable,
+        # Read by Faust's worker when it sets up logging: Faust's own lines take it too.
+        logging_config=logging_config(settings.log_format),
     )
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
         app.conf.consumer_api_version = "auto"
