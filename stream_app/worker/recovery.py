@@ -125,6 +125,46 @@ class _Change:
 class ExactRecovery(Recovery):
     """Faust's Recovery with exact highwaters and without the aborted-transaction guess."""
 
+    #: The restore of active partitions in progress: when it started (None: none), the
+    #: changelog offsets it has to cover, and the records it has applied so far.
+    restore_started: float | None = None
+    restore_to_do: int = 0
+    restored: int = 0
+
+    async def _seek_offsets(self, consumer: Any, tps: set[TP], offsets: Any, title: str) -> None:
+        await super()._seek_offsets(consumer, tps, offsets, title)
+        # Once the active partitions are sought, Faust decides whether to restore with this
+        # same test: the start line is logged exactly when a restore begins.
+        if title == "active" and self.need_recovery():
+            self.restore_started_now()
+
+    def restore_started_now(self) -> None:
+        """Log the start of a restore: changelog records (offsets) to restore, and where."""
+        remaining = self.active_remaining()
+        self.restore_started = monotonic()
+        self.restore_to_do = sum(remaining.values())
+        self.restored = 0
+        log.info(
+            "restore started: %d changelog records to restore on %d partitions",
+            self.restore_to_do,
+            sum(1 for n in remaining.values() if n > 0),
+        )
+
+    def restore_ended_now(self) -> None:
+        """Log the end of a restore (if one ran): records restored, seconds, records/s."""
+        if self.restore_started is None:
+            return
+        seconds = monotonic() - self.restore_started
+        self.restore_started = None
+        log.info(
+            "restore done: %d changelog records restored (of %d offsets) in %.1f s "
+            "(%.0f records/s)",
+            self.restored,
+            self.restore_to_do,
+            seconds,
+            self.restored / seconds if seconds > 0 else 0.0,
+        )
+
     async def _build_highwaters(
         self, consumer: Any, tps: set[TP], destination: Any, title: str
     ) -> None:
@@ -147,6 +187,7 @@ class ExactRecovery(Recovery):
         """Faust's, with the consumer's flow stopped until the stream queues are cleared."""
         consumer = self.app.consumer
         self.log.info("Restore complete!")
+        self.restore_ended_now()
         await self.app.on_rebalance_complete.send()
         self._set_recovery_ended()
         callbacks = [
@@ -275,6 +316,7 @@ class ExactRecovery(Recovery):
                         buf.clear()
                         self._last_flush_at = now
                     if is_active:
+                        self.restored += len(fresh)
                         now_after = monotonic()
                         last_processed_at = self._last_active_event_processed_at
                         if last_processed_at is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.assignor.client_assignment import ClientAssignment
 from faust.types import TP
 
@@ -92,3 +95,42 @@ def test_records_fetched_before_a_rebalance_leave_no_hole_in_the_restored_table(
         return changelog.stored()
 
     assert asyncio.run(scenario()) == set(range(10))
+
+
+def test_a_restore_logs_its_start_and_its_end_with_counts_and_rate(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        changelog = Changelog(tmp_path)
+        await changelog.rebalance(assigned=True)
+        recovery = changelog.recovery
+        recovery._set_recovery_started()  # as Faust's recovery does before it seeks
+        # What building highwaters and offsets finds: offsets 0-9 to restore, none seen yet.
+        recovery.active_highwaters[changelog.tp] = 9
+        recovery.active_offsets[changelog.tp] = -1
+        sought: list[dict[TP, int]] = []
+
+        async def seek_wait(offsets: dict[TP, int]) -> None:
+            sought.append(offsets)
+
+        consumer = SimpleNamespace(seek_wait=seek_wait)
+        tps = {changelog.tp}
+        await recovery._seek_offsets(consumer, set(), recovery.standby_offsets, "standby")
+        await recovery._seek_offsets(consumer, tps, recovery.active_offsets, "active")
+        assert sought == [{}, {changelog.tp: 0}]
+        changelog.fetched(range(10))
+        await changelog.read()
+        recovery.restore_ended_now()
+        recovery.restore_ended_now()  # no restore in progress: nothing more is logged
+
+    caplog.set_level(logging.INFO, logger="stream_app.worker.recovery")
+    asyncio.run(scenario())
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "stream_app.worker.recovery"]
+    assert len(lines) == 2
+    assert lines[0] == "restore started: 10 changelog records to restore on 1 partitions"
+    assert re.fullmatch(
+        r"restore done: 10 changelog records restored \(of 10 offsets\) in \d+\.\d s "
+        r"\(\d+ records/s\)",
+        lines[1],
+    ), lines[1]
