@@ -34,6 +34,12 @@ END_TO_END_BUCKETS: tuple[float, ...] = (
 COMMIT_BUCKETS: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+#: Buckets for the records of one batch an agent handles (at most STREAM_APP_MAX_BATCH).
+BATCH_BUCKETS: tuple[float, ...] = (
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+)  # fmt: skip
+#: The agents whose batches are measured, as the `agent` label of stream_app_batch_records.
+AGENTS: tuple[str, ...] = ("sessions", "profiles")
 
 #: (topic, partition) -> records not yet committed by this worker's consumer group.
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
@@ -62,14 +68,18 @@ class Histogram:
         if index < len(self.buckets):
             self.buckets[index] += 1
 
-    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
-        """The histogram as a Prometheus metric family."""
+    def rows(self) -> list[tuple[str, float]]:
+        """Cumulative bucket counts by upper bound, ending with +Inf."""
         cumulative, rows = 0, []
         for bound, n in zip(self.bounds, self.buckets, strict=True):
             cumulative += n
-            rows.append((str(bound), cumulative))
-        rows.append(("+Inf", self.count))
-        return HistogramMetricFamily(name, documentation, buckets=rows, sum_value=self.total)
+            rows.append((str(bound), float(cumulative)))
+        rows.append(("+Inf", float(self.count)))
+        return rows
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        """The histogram as a Prometheus metric family."""
+        return HistogramMetricFamily(name, documentation, buckets=self.rows(), sum_value=self.total)
 
 
 @dataclass
@@ -91,6 +101,10 @@ class Metrics:
     processing: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
     end_to_end: Histogram = field(default_factory=lambda: Histogram(END_TO_END_BUCKETS))
     commits: Histogram = field(default_factory=lambda: Histogram(COMMIT_BUCKETS))
+    #: Records per handled batch, by agent.
+    batches: dict[str, Histogram] = field(
+        default_factory=lambda: {agent: Histogram(BATCH_BUCKETS) for agent in AGENTS}
+    )
     #: Labels of stream_app_info: version, guarantee, faust_version.
     info: dict[str, str] = field(default_factory=dict)
     lag_source: LagSource | None = None
@@ -117,6 +131,10 @@ class Metrics:
     def observe_end_to_end(self, seconds: float) -> None:
         """Record the time from an input record's timestamp to its outputs being queued."""
         self.end_to_end.observe(max(seconds, 0.0))
+
+    def observe_batch(self, agent: str, records: int) -> None:
+        """Record how many records one batch of an agent held."""
+        self.batches[agent].observe(records)
 
     def restore_remaining(self) -> int:
         """Changelog records still to restore; remembers the largest backlog seen."""
@@ -182,6 +200,12 @@ class _Collector(Collector):
             "Time from an input record's timestamp to its outputs being queued.",
         )
         yield m.commits.family("stream_app_commit_seconds", "Duration of consumer offset commits.")
+        batches = HistogramMetricFamily(
+            "stream_app_batch_records", "Records per batch an agent handled.", labels=["agent"]
+        )
+        for agent, histogram in sorted(m.batches.items()):
+            batches.add_metric([agent], histogram.rows(), sum_value=histogram.total)
+        yield batches
 
         lag = GaugeMetricFamily(
             "stream_app_consumer_lag",

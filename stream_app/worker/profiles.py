@@ -31,6 +31,7 @@ class ProfileProcessor:
         The verdicts are all sent before the writes, so under at_least_once the changelog
         records wait for them (changelog.py).
         """
+        self.metrics.observe_batch("profiles", len(messages))
         owners = BatchState(self.table, bytes.decode, str.encode)
         producer = await self.producers.maybe_start_producer()
         for message in messages:

@@ -64,6 +64,7 @@ class SessionProcessor:
         all sent before the writes, so under at_least_once the changelog records wait for
         them (changelog.py).
         """
+        self.metrics.observe_batch("sessions", len(messages))
         sessions = BatchState(self.table, decode_stored, encode_stored)
         verdicts_topic, input_topic = self.settings.verdicts_topic, self.settings.input_topic
         for message in messages:
@@ -199,6 +200,16 @@ class SessionProcessor:
         # The dead-letter record keeps the key the event arrived with (null for re-keyed ones).
         key = message.key if source.topic == message.topic else None
         await self._send(self.settings.dlq_topic, key=key, value=encode_json(record))
+        # Debug only: a stream of bad records must not flood the log at the usual level.
+        log.debug(
+            "dead letter %s: %s (source %s:%d@%d, key %r)",
+            rejected.code,
+            rejected.message,
+            source.topic,
+            source.partition,
+            source.offset,
+            source.key,
+        )
 
 
 def _source_headers(message: Message) -> Headers:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.domain import (
     ProfileClaim,
@@ -374,3 +376,59 @@ def test_the_first_claim_of_a_profile_wins_and_each_verdict_goes_to_its_session(
     assert again.is_first is True
     assert profiles.table == {"322:p1": b"s1"}
     assert json.loads(profiles.producer.sent[0].value)["isFirst"] is True
+
+
+def _samples(metrics: Metrics, name: str) -> dict[tuple[str, ...], float]:
+    """The samples of one metric family as rendered on /metrics, by suffix and label values."""
+    [family] = [f for f in text_string_to_metric_families(metrics.render()) if f.name == name]
+    return {
+        (sample.name.removeprefix(name), *sample.labels.values()): sample.value
+        for sample in family.samples
+    }
+
+
+def test_the_records_of_each_handled_batch_are_a_histogram_on_metrics(
+    sessions: Sessions,
+) -> None:
+    batch = [Message(INPUT, KEY.encode(), _event(f"e{n}"), offset=n) for n in range(4)]
+    asyncio.run(sessions.processor.handle_batch(batch))
+    sessions.consume(_event("e4"))  # a single record is a batch of one
+
+    samples = _samples(sessions.metrics, "stream_app_batch_records")
+    assert samples[("_count", "sessions")] == 2
+    assert samples[("_sum", "sessions")] == 5
+    assert samples[("_bucket", "sessions", "1.0")] == 1
+    assert samples[("_bucket", "sessions", "2.0")] == 1
+    assert samples[("_bucket", "sessions", "5.0")] == 2
+    assert samples[("_bucket", "sessions", "+Inf")] == 2
+    assert samples[("_count", "profiles")] == 0
+
+
+def test_the_profile_agent_counts_its_batches_too() -> None:
+    metrics = Metrics()
+    processor = ProfileProcessor(SETTINGS, FakeTable(), FakeProducer(), metrics)
+    claims = [
+        Message(SETTINGS.claims_topic, b"322:p1", encode_claim(ProfileClaim(322, "p1", f"s{n}")))
+        for n in range(3)
+    ]
+    asyncio.run(processor.handle_batch(claims))
+
+    samples = _samples(metrics, "stream_app_batch_records")
+    assert (samples[("_count", "profiles")], samples[("_sum", "profiles")]) == (1, 3)
+    assert samples[("_count", "sessions")] == 0
+
+
+def test_each_dead_letter_is_logged_at_debug_level_only(
+    sessions: Sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="stream_app.worker.sessions")
+    sessions.consume(b"not json")
+    assert not caplog.records
+
+    caplog.set_level(logging.DEBUG, logger="stream_app.worker.sessions")
+    message = sessions.consume(b"not json either")
+    [record] = caplog.records
+    assert record.levelno == logging.DEBUG
+    line = record.getMessage()
+    assert line.startswith("dead letter malformed_json: ")
+    assert f"(source {INPUT}:3@{message.offset}, key '{KEY}')" in line
