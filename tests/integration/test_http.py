@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from dev.harness.settle import wait_until
-from dev.harness.workers import WorkerProcess
+from dev.harness.workers import WorkerProcess, settings_for
+from stream_app.settings import LogFormat
 from tests.integration.helpers import event, metrics, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -57,3 +60,24 @@ async def test_health_metrics_and_sessions_over_http(
     assert snapshot["state"] == "closed"
     assert snapshot["total"] == 3.0
     assert snapshot["updateCount"] == 2
+
+
+async def test_json_log_lines_cover_fausts_own_and_the_rebalance(
+    start_worker: Callable[..., WorkerProcess],
+    bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(bootstrap, unique_name("sa"), tmp_path / "json", partitions=2)
+    worker = start_worker(replace(settings, log_format=LogFormat.JSON))
+    await wait_until(lambda: "rebalance 1 done" in worker.tail(), what="the rebalance line")
+    worker.stop()
+
+    lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    loggers = {line["logger"] for line in lines}
+    assert any(name.startswith("faust.") for name in loggers), loggers
+    assert any(
+        line["logger"] == "stream_app.worker" and line["message"].startswith("rebalance 1 done")
+        for line in lines
+    )
