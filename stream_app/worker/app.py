@@ -54,6 +54,17 @@ CHANGELOG_CONFIGS = {
 }
 
 
+#: Per RocksDB database (one per table partition): Faust's defaults (three 64 MiB write
+#: buffers and a 2 GiB block cache each) let memory grow with every write until a memtable
+#: flushes, hundreds of MiB for a few thousand sessions per partition. The state is small
+#: (a few hundred bytes per session) and read once per batch, so small buffers suffice.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 * 1024 * 1024,
+}
+
+
 class StreamApp(faust.App):
     """Faust app whose exactly-once sends join the transaction of the event being processed."""
 
@@ -127,6 +138,10 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         # before the last commit. Faust reads it only then, never per event: no throughput cost
         # (measured, docs/performance.md).
         stream_wait_empty=True,
+        # Queued events per agent (and changelog events in a restore). Each is a batch of up to
+        # max_batch records here (batching.py): Faust's 4,096 would let the fetcher read a whole
+        # backlog into memory ahead of the agent.
+        stream_buffer_maxsize=16,
         broker_commit_every=1000,
         broker_commit_interval=settings.commit_interval,
         producer_linger_ms=5,
@@ -175,6 +190,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
             key_type=bytes,
             value_type=bytes,
             extra_topic_configs=CHANGELOG_CONFIGS,
+            options=ROCKSDB_OPTIONS,
         )
 
     sessions_table = table("sessions")
