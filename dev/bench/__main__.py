@@ -7,9 +7,9 @@ aiokafka loop in dev.bench.raw for speed, the logical key+value bytes for state 
 because the machine is shared and absolute figures drift. See docs/performance.md.
 Writes bench-results/bench-<time>.json and .png (and the processes' logs) and prints a table.
 
-The default (200,000 events over 20,000 sessions) takes about 15 minutes on a 2-core machine,
-where one worker drains a few thousand events/s; --events 50000 takes about a third of that.
---quick is a smoke run of a few minutes.
+The default (200,000 events over 20,000 sessions) takes about 6 minutes on a 2-core machine,
+where one worker drains a few thousand events/s (most of it is the fixed 60-second latency runs).
+--quick is a smoke run of about 3 minutes.
 """
 
 from __future__ import annotations

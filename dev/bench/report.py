@@ -98,7 +98,7 @@ class Report:
         return next((lat for lat in self.latency if lat.name == "raw" and lat.rate == rate), None)
 
     def goals(self) -> list[tuple[str, str, bool | None]]:
-        """(goal, measured, met) for each of the issue's goals (None: not measured)."""
+        """(goal, measured, met) for each goal (None: not measured)."""
         rows: list[tuple[str, str, bool | None]] = []
         for run, goal in (("at_least_once", GOAL_ALO_RATIO), ("exactly_once", GOAL_EOS_RATIO)):
             worker = next((w for w in self.workers if w.name == run), None)
@@ -113,7 +113,7 @@ class Report:
             )
         for lat in self.latency:
             if lat.name == "raw" or lat.rate != self.params.get("rate"):
-                continue  # the goal is stated at the issue's rate only
+                continue  # the goal is stated at the goal rate only
             p99 = lat.percentile(99)
             goal_s = GOAL_P99_SECONDS.get(lat.name, min(GOAL_P99_SECONDS.values()))
             rows.append(
