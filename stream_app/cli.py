@@ -211,6 +211,10 @@ def run_worker(settings: Settings, args: list[str]) -> None:
 def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> None:
     """Build the app (for `partitions`, or the configured count) and run Faust's worker."""
     ignore_faust_environment()
+    import uvloop
+
+    # Before the app creates its event loops (its own and the consumer thread's).
+    uvloop.install()
     # Imported here so that the other commands do not pay for importing Faust.
     from stream_app.worker.app import create_worker
     from stream_app.worker.membership import leave_group
