@@ -41,7 +41,6 @@ class ChangelogFence:
         self._outputs: list[Awaitable[Any]] = []
         #: Changelog sends, each behind the outputs that preceded it.
         self._queue: deque[tuple[list[Awaitable[Any]], Callable[[], Any]]] = deque()
-        self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +67,6 @@ class ChangelogFence:
         self._queue.append((self._outputs, send))
         self._outputs = []
         self._idle.clear()
-        self._wakeup.set()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
