@@ -13,7 +13,7 @@ help:
 	@echo "make test      lint, type-check and run unit + integration tests on a real broker"
 	@echo "make demo      run a worker on a generated stream and print a summary"
 	@echo "make bench     throughput/latency/memory/restore benchmark (writes bench-results/)"
-	@echo "make drill     failure drills: kill -9, state wipe, broker restart, failover, poison"
+	@echo "make drill     failure drills: two-worker chaos, kill -9, state wipe, failover, poison, broker restart"
 	@echo "make kafka-up | kafka-down | kafka-status   the local broker alone"
 
 $(INSTALLED): pyproject.toml
