@@ -172,15 +172,6 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     session_inbox = topic(settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic)
     claims = topic(settings.claims_topic)
-    app.batched_topics = frozenset(
-        [
-            settings.input_topic,
-            settings.rekeyed_topic,
-            settings.verdicts_topic,
-            settings.claims_topic,
-        ]
-    )
-    app.max_batch = settings.max_batch
 
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
     def table(name: str) -> FencedTable:
@@ -195,9 +186,18 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     sessions_table = table("sessions")
     profiles_table = table("profiles")
-    # Restores read the changelogs in batches too (recovery.py).
-    app.batched_topics |= {sessions_table.changelog_topic.get_topic_name()}
-    app.batched_topics |= {profiles_table.changelog_topic.get_topic_name()}
+    # The agents' topics arrive in batches (batching.py), and so do the changelogs a restore
+    # reads (recovery.py).
+    app.batched_topics = frozenset(
+        [
+            settings.input_topic,
+            settings.rekeyed_topic,
+            settings.verdicts_topic,
+            settings.claims_topic,
+            *(t.changelog_topic.get_topic_name() for t in (sessions_table, profiles_table)),
+        ]
+    )
+    app.max_batch = settings.max_batch
 
     metrics: Metrics = app.metrics
     observe(app, settings, metrics)

@@ -134,13 +134,16 @@ class FencedProducers:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.fence = ChangelogFence.of(app)
+        self._tracked: _TrackedProducer | None = None
 
     async def maybe_start_producer(self) -> Producer:
-        """The app's producer (wrapped under at_least_once)."""
+        """The app's producer (wrapped under at_least_once, once per producer)."""
         producer: Producer = await self.app.maybe_start_producer()
         if self.app.in_transaction:
             return producer
-        return _TrackedProducer(producer, self.fence)
+        if self._tracked is None or self._tracked.producer is not producer:
+            self._tracked = _TrackedProducer(producer, self.fence)
+        return self._tracked
 
 
 class _TrackedProducer:
