@@ -99,17 +99,13 @@ async def _last_records(consumer: AIOKafkaConsumer, wanted: list[TP]) -> dict[TP
     return result
 
 
-def purge_queued(queue: Any, tps: Iterable[TP] | None = None) -> int:
-    """Remove the queued changelog events (of `tps`, or all) from an asyncio queue."""
-    items = queue._queue  # private: asyncio.Queue has no public way to filter
-    wanted = None if tps is None else set(tps)
-    kept = [] if wanted is None else [e for e in items if e.message.tp not in wanted]
-    dropped = len(items) - len(kept)
-    if dropped:
-        items.clear()
-        items.extend(kept)
-        for _ in range(dropped):
-            queue._wakeup_next(queue._putters)  # private: wakes a producer blocked on a full queue
+def purge_queued(queue: Any) -> int:
+    """Remove every queued changelog event from an asyncio queue; return how many."""
+    items = queue._queue  # private: asyncio.Queue has no public way to empty it at once
+    dropped = len(items)
+    items.clear()
+    for _ in range(dropped):
+        queue._wakeup_next(queue._putters)  # private: wakes a producer blocked on a full queue
     return dropped
 
 

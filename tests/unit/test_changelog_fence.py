@@ -66,16 +66,17 @@ def _event(topic: str, partition: int, offset: int) -> SimpleNamespace:
     return SimpleNamespace(message=SimpleNamespace(tp=TP(topic, partition), offset=offset))
 
 
-def test_a_seek_drops_the_queued_records_of_the_partitions_it_moves() -> None:
-    async def scenario() -> tuple[int, list[tuple[int, int]]]:
-        queue: asyncio.Queue[SimpleNamespace] = asyncio.Queue()
+def test_a_rebalance_drops_every_queued_record_and_unblocks_the_fetcher() -> None:
+    async def scenario() -> tuple[int, bool, list[tuple[int, int]]]:
+        queue: asyncio.Queue[SimpleNamespace] = asyncio.Queue(maxsize=4)
         for partition, offset in [(0, 751), (1, 10), (0, 752), (1, 11)]:
             queue.put_nowait(_event("sessions-changelog", partition, offset))
-        dropped = purge_queued(queue, {TP("sessions-changelog", 0)})
-        left: list[tuple[int, int]] = []
-        while not queue.empty():
-            event = queue.get_nowait()
-            left.append((event.message.tp.partition, event.message.offset))
-        return dropped, left
+        # A record fetched after the queue filled up waits for room.
+        blocked = asyncio.ensure_future(queue.put(_event("sessions-changelog", 0, 753)))
+        await asyncio.sleep(0)
+        dropped = purge_queued(queue)
+        await asyncio.wait_for(blocked, 1.0)
+        left = [(e.message.tp.partition, e.message.offset) for e in [queue.get_nowait()]]
+        return dropped, queue.empty(), left
 
-    assert asyncio.run(scenario()) == (2, [(1, 10), (1, 11)])
+    assert asyncio.run(scenario()) == (4, True, [(0, 753)])
