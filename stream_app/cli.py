@@ -186,8 +186,8 @@ def run_worker(settings: Settings, args: list[str]) -> None:
 
     # Before Faust is imported: it reads its own variables at import time.
     ignore_faust_environment()
-    from stream_app.worker.app import UnsupportedFaustVersion, check_faust_version
-    from stream_app.worker.local_state import DataDirInUse, lock_data_dir
+    from stream_app.worker.overrides import UnsupportedFaustVersion, check_faust_version
+    from stream_app.worker.overrides.local_state import DataDirInUse, lock_data_dir
     from stream_app.worker.topics import TopicLayoutError, ensure_topics
 
     try:
@@ -217,8 +217,8 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
     uvloop.install()
     # Imported here so that the other commands do not pay for importing Faust.
     from stream_app.worker.app import create_worker
-    from stream_app.worker.membership import leave_group
-    from stream_app.worker.transactions import Checkpoint
+    from stream_app.worker.overrides.membership import leave_group
+    from stream_app.worker.overrides.transactions import Checkpoint
 
     worker = create_worker(settings, settings.partitions if partitions is None else partitions)
     stopped_cleanly: list[bool] = []

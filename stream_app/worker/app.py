@@ -6,42 +6,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faust
-from faust.types import StreamT
+from faust.types import StreamT, TableT
 from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
-from stream_app.worker.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
-from stream_app.worker.changelog import FencedProducers, FencedTable
-from stream_app.worker.local_state import protect_local_state
 from stream_app.worker.logs import logging_config
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.observe import observe
+from stream_app.worker.overrides import check_faust_version
+from stream_app.worker.overrides.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
+from stream_app.worker.overrides.local_state import protect_local_state
+from stream_app.worker.overrides.recovery import StreamTableManager
+from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES
+from stream_app.worker.overrides.tables import TableWriter
+from stream_app.worker.overrides.transactions import Checkpoint, SourcePartitionTransactionManager
 from stream_app.worker.profiles import ProfileProcessor
-from stream_app.worker.recovery import StreamTableManager
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
-from stream_app.worker.transactions import Checkpoint, SourcePartitionTransactionManager
 from stream_app.worker.web import register_views
-
-#: The faust-streaming release the worker's replacements of Faust internals were written and
-#: drilled against (docs/design.md, "Where the worker replaces Faust's machinery").
-FAUST_VERSION = "0.15.3"
-
-
-class UnsupportedFaustVersion(RuntimeError):
-    """The installed faust-streaming is not the one the worker was built against."""
-
-
-def check_faust_version(installed: str = faust.__version__) -> None:
-    """Refuse to run on another faust-streaming: the overrides depend on its internals."""
-    if installed != FAUST_VERSION:
-        raise UnsupportedFaustVersion(
-            f"faust-streaming {installed} is installed, but this worker replaces parts of "
-            f"faust-streaming {FAUST_VERSION}'s internals and runs only on that version: "
-            f"pip install faust-streaming=={FAUST_VERSION}"
-        )
-
 
 #: Changelog topics are compacted (Faust's default); these let the log cleaner keep up, so a
 #: restore reads about one record per live key rather than one per write: segments roll
@@ -145,14 +128,14 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         broker_commit_every=1000,
         broker_commit_interval=settings.commit_interval,
         producer_linger_ms=5,
+        # The agents send whole record batches (overrides/sends.py).
+        producer_max_batch_size=MAX_RECORD_BATCH_BYTES,
         table_cleanup_interval=3600.0,
         autodiscover=False,
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES,
         # Recovery that restores every committed changelog record (see recovery.py).
         TableManager=StreamTableManager,
-        # Changelog records that follow their outputs under at_least_once (changelog.py).
-        Table=FencedTable,
         # Read by Faust's worker when it sets up logging: Faust's own lines take it too.
         logging_config=logging_config(settings.log_format),
     )
@@ -174,8 +157,8 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     claims = topic(settings.claims_topic)
 
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
-    def table(name: str) -> FencedTable:
-        return app.Table(  # type: ignore[return-value]  # Table=FencedTable above
+    def table(name: str) -> TableT[bytes, bytes]:
+        return app.Table(
             name,
             partitions=partitions,
             key_type=bytes,
@@ -201,14 +184,13 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     metrics: Metrics = app.metrics
     observe(app, settings, metrics)
-    # The processors send straight to the app's producer, by topic name (see sessions.py).
-    # Under at_least_once a changelog record waits for the outputs sent before it.
-    producers = FencedProducers(app)
+    # The processors read and write the tables a batch at a time, and send a batch's records
+    # with its table changes (overrides/tables.py).
     sessions = SessionProcessor(
-        settings=settings, table=sessions_table, producers=producers, metrics=metrics
+        settings=settings, table=TableWriter(app, sessions_table), metrics=metrics
     )
     profiles = ProfileProcessor(
-        settings=settings, table=profiles_table, producers=producers, metrics=metrics
+        settings=settings, table=TableWriter(app, profiles_table), metrics=metrics
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.

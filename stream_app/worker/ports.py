@@ -1,60 +1,71 @@
-"""What the agents' bodies use of Faust: a table of bytes, a producer, a consumed message.
+"""What the agents' bodies use of Faust: a consumed message, a table, and an outbox.
 
-Small structural types, so that `SessionProcessor` and `ProfileProcessor` can be read without
-Faust and tested with in-memory fakes. In the worker, Faust's own objects fill them.
+Small types, so that `SessionProcessor` and `ProfileProcessor` can be read without Faust and
+tested with in-memory fakes. In the worker, Faust's messages and `overrides.tables.TableWriter`
+fill them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
-
-
-class Store(Protocol):
-    """The storage under a table (RocksDB in the worker): one read, without the table's checks."""
-
-    def get(self, key: str) -> bytes | None:
-        """The stored value of `key`, if any."""
-
-
-class Table(Protocol):
-    """A Faust table whose values are bytes; writes also go to its changelog."""
-
-    @property
-    def data(self) -> Store:
-        """The storage itself."""
-
-    def get(self, key: str) -> bytes | None:
-        """The stored value of `key`, if any."""
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        """Store a value (and queue its changelog record)."""
-
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 Headers = Sequence[tuple[str, bytes]]
 V = TypeVar("V")
 
 
-class Producer(Protocol):
-    """Faust's producer (under exactly_once, its transaction manager): queues one record."""
+class OutputRecord(NamedTuple):
+    """One record a batch sends: to `partition`, or where the key hashes when it is None."""
 
-    async def send(
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None
+    headers: Headers | None
+
+
+class Outbox:
+    """The records one batch of input sends, collected in order and sent together."""
+
+    __slots__ = ("records",)
+
+    def __init__(self) -> None:
+        self.records: list[OutputRecord] = []
+
+    def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Headers | None,
-    ) -> Any:
-        """Queue a record; returns a future of its delivery."""
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Add a record; it leaves with the batch's others (Table.write_batch)."""
+        self.records.append(OutputRecord(topic, key, value, partition, headers))
 
 
-class Producers(Protocol):
-    """Where the producer comes from: the Faust app."""
+class Table(Protocol):
+    """A table of bytes, read and written by whole batches of one partition.
 
-    async def maybe_start_producer(self) -> Producer:
-        """The app's producer, started on first use."""
+    In the worker: RocksDB, one database per partition, and a changelog topic
+    (stream_app/worker/overrides/tables.py).
+    """
+
+    def get(self, partition: int, key: str) -> bytes | None:
+        """The stored value of `key` in `partition`, if any."""
+
+    def lookup(self, key: str) -> bytes | None:
+        """The stored value of `key` in whichever local partition holds it."""
+
+    async def write_batch(
+        self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
+    ) -> None:
+        """Send the batch's records, then store `changes` locally and in the changelog.
+
+        `source` is the batch's last consumed record: its partition is the table partition,
+        and under exactly_once its transaction takes everything. Under at_least_once the
+        changelog records leave only after the batch's records are acknowledged.
+        """
 
 
 class Message(Protocol):
@@ -83,16 +94,21 @@ class Message(Protocol):
 
 
 class BatchState(Generic[V]):
-    """A table as one batch of records sees it: each key read once, each changed key written once.
+    """A table partition as one batch of records sees it: each key read once, written once.
 
-    Records of a batch are applied in order against these values; `write` then stores every
+    Records of a batch are applied in order against these values; `changes` then gives every
     changed key once, so a table (and its changelog) gets one write per key per batch.
     """
 
     def __init__(
-        self, table: Table, decode: Callable[[bytes], V], encode: Callable[[V], bytes]
+        self,
+        table: Table,
+        partition: int,
+        decode: Callable[[bytes], V],
+        encode: Callable[[V], bytes],
     ) -> None:
         self._table = table
+        self._partition = partition
         self._decode = decode
         self._encode = encode
         self._values: dict[str, V | None] = {}
@@ -103,20 +119,17 @@ class BatchState(Generic[V]):
         try:
             return self._values[key]
         except KeyError:
-            stored = self._table.data.get(key)
+            stored = self._table.get(self._partition, key)
             value = None if stored is None else self._decode(stored)
             self._values[key] = value
             return value
 
     def put(self, key: str, value: V) -> None:
-        """Set the key's value for the rest of the batch; stored by `write`."""
+        """Set the key's value for the rest of the batch; returned by `changes`."""
         self._values[key] = value
         self._changed[key] = None
 
-    def write(self) -> None:
-        """Store each changed key once (in the order first changed)."""
-        for key in self._changed:
-            value = self._values[key]
-            assert value is not None
-            self._table[key] = self._encode(value)
-        self._changed.clear()
+    def changes(self) -> list[tuple[str, bytes]]:
+        """Each changed key once (in the order first changed), with its encoded value."""
+        encode, values = self._encode, self._values
+        return [(key, encode(values[key])) for key in self._changed]  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from stream_app.domain import decide_claim, decode_claim, encode_verdict, profile_key
 from stream_app.settings import Settings
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import BatchState, Message, Producers, Table
+from stream_app.worker.ports import BatchState, Message, Outbox, Table
 from stream_app.worker.sessions import SESSION_PARTITION_HEADER
 
 
@@ -18,7 +18,6 @@ class ProfileProcessor:
 
     settings: Settings
     table: Table
-    producers: Producers
     metrics: Metrics
 
     async def handle(self, message: Message) -> None:
@@ -26,28 +25,28 @@ class ProfileProcessor:
         await self.handle_batch([message])
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
-        """Decide consecutive claims of one partition in order, then store the owners.
+        """Decide consecutive claims of one partition in order, then send and store.
 
-        The verdicts are all sent before the writes, so under at_least_once the changelog
-        records wait for them (changelog.py).
+        The verdicts leave together, before the owners are stored (Table.write_batch).
         """
+        if not messages:
+            return
         self.metrics.observe_batch("profiles", len(messages))
-        owners = BatchState(self.table, bytes.decode, str.encode)
-        producer = await self.producers.maybe_start_producer()
+        last = messages[-1]
+        owners = BatchState(self.table, last.partition, bytes.decode, str.encode)
+        outbox = Outbox()
         for message in messages:
             claim = decode_claim(message.value or b"")
             key = profile_key(claim.application_id, claim.profile_id)
             owner, verdict = decide_claim(owners.get(key), claim)
             partition = dict(message.headers or ()).get(SESSION_PARTITION_HEADER)
-            await producer.send(
+            outbox.send(
                 self.settings.verdicts_topic,
                 claim.integration_id.encode(),
                 encode_verdict(verdict),
                 # The verdict goes to the partition that holds the session, whatever
                 # partitioner its producer used.
                 None if partition is None else int(partition),
-                None,
-                None,
             )
             owners.put(key, owner)
-        owners.write()
+        await self.table.write_batch(last, outbox, owners.changes())

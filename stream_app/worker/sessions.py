@@ -30,7 +30,7 @@ from stream_app.domain import (
 from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import BatchState, Headers, Message, Producers, Table
+from stream_app.worker.ports import BatchState, Headers, Message, Outbox, Table
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ class SessionProcessor:
 
     settings: Settings
     table: Table
-    producers: Producers
     metrics: Metrics
 
     async def handle(self, message: Message) -> None:
@@ -58,61 +57,50 @@ class SessionProcessor:
         await self.handle_batch([message])
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
-        """Process consecutive records of one partition in order, then store their state.
+        """Process consecutive records of one partition in order, then send and store.
 
-        Each session is read once and written once per batch (BatchState); its outputs are
-        all sent before the writes, so under at_least_once the changelog records wait for
-        them (changelog.py).
+        Each session is read once and written once per batch (BatchState); the records the
+        batch sends are collected in an outbox and leave together, before the table's
+        changes (Table.write_batch).
         """
+        if not messages:
+            return
         self.metrics.observe_batch("sessions", len(messages))
-        sessions = BatchState(self.table, decode_stored, encode_stored)
+        last = messages[-1]
+        sessions = BatchState(self.table, last.partition, decode_stored, encode_stored)
+        outbox = Outbox()
         verdicts_topic, input_topic = self.settings.verdicts_topic, self.settings.input_topic
         for message in messages:
             started = time.perf_counter()
             topic = message.topic
             if topic == verdicts_topic:
                 self.metrics.verdicts_consumed += 1
-                await self._handle_verdict(message, sessions)
+                self._handle_verdict(message, sessions, outbox)
             else:
                 if topic == input_topic:
                     self.metrics.events_consumed += 1
-                await self._handle_event(message, sessions)
+                self._handle_event(message, sessions, outbox)
                 self.metrics.observe_end_to_end(time.time() - message.timestamp)
             self.metrics.observe_latency(time.perf_counter() - started)
-        sessions.write()
-
-    async def _send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers | None = None,
-    ) -> None:
-        """Queue a record on the producer, skipping Faust's Topic/Channel layers (a fast path).
-
-        `maybe_start_producer` is what `Topic.send` uses too: under exactly_once it is the
-        transaction manager, which puts the record in the current event's transaction. The
-        record is in the producer before the event is acked, so the flush that precedes every
-        commit covers it, exactly as with `Topic.send` (docs/performance.md).
-        """
-        producer = await self.producers.maybe_start_producer()
-        await producer.send(topic, key, value, None, None, headers)
+        await self.table.write_batch(last, outbox, sessions.changes())
 
     def lookup(self, integration_id: str) -> CustomerSessionT | None:
         """The latest snapshot emitted for a session this worker owns, if any."""
-        stored = self.table.get(integration_id)
+        stored = self.table.lookup(integration_id)
         return None if stored is None else published_snapshot(decode_stored(stored))
 
-    async def _handle_event(self, message: Message, sessions: BatchState[StoredSession]) -> None:
+    def _handle_event(
+        self, message: Message, sessions: BatchState[StoredSession], outbox: Outbox
+    ) -> None:
         raw: bytes = message.value if message.value is not None else b""
         decoded = decode_event(raw)
         if isinstance(decoded, Rejected):
-            await self._reject(decoded, raw, message)
+            self._reject(decoded, raw, message, outbox)
             return
         if message.key is None and message.topic == self.settings.input_topic:
             # The session's state lives on the partition its key hashes to; a record without
             # a key landed anywhere, so it is moved there before it is applied.
-            await self._send(
+            outbox.send(
                 self.settings.rekeyed_topic,
                 key=decoded.integration_id.encode(),
                 value=raw,
@@ -124,13 +112,13 @@ class SessionProcessor:
             case Skipped():
                 self.metrics.duplicates += 1
             case Rejected() as rejected:
-                await self._reject(rejected, raw, message)
+                self._reject(rejected, raw, message, outbox)
             case Applied() as applied:
                 self.metrics.applied += 1
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1
-                    await self._send(
+                    outbox.send(
                         self.settings.claims_topic,
                         key=profile_key(
                             applied.claim.application_id, applied.claim.profile_id
@@ -140,15 +128,17 @@ class SessionProcessor:
                     )
                 if applied.transition is not None:
                     self.metrics.transitions[applied.transition.to] += 1
-                    await self._send(
+                    outbox.send(
                         self.settings.transitions_topic,
                         key=key_bytes,
                         value=encode_json(applied.transition),
                     )
-                await self._send_snapshot(key_bytes, applied.snapshot)
+                self._send_snapshot(key_bytes, applied.snapshot, outbox)
                 sessions.put(decoded.integration_id, applied.stored)
 
-    async def _handle_verdict(self, message: Message, sessions: BatchState[StoredSession]) -> None:
+    def _handle_verdict(
+        self, message: Message, sessions: BatchState[StoredSession], outbox: Outbox
+    ) -> None:
         verdict = decode_verdict(message.value or b"")
         stored = sessions.get(verdict.integration_id)
         if stored is None:
@@ -157,7 +147,7 @@ class SessionProcessor:
         state, released = apply_verdict(stored, verdict)
         self.metrics.verdicts_applied += 1
         if released is not None:
-            await self._send_snapshot(verdict.integration_id.encode(), released)
+            self._send_snapshot(verdict.integration_id.encode(), released, outbox)
         sessions.put(verdict.integration_id, state)
 
     def _verdict_without_session(self, integration_id: str, message: Message) -> None:
@@ -185,21 +175,21 @@ class SessionProcessor:
             integration_id,
         )
 
-    async def _send_snapshot(self, key: bytes, snapshot: CustomerSessionT | None) -> None:
+    def _send_snapshot(self, key: bytes, snapshot: CustomerSessionT | None, outbox: Outbox) -> None:
         if snapshot is None:
             # Held back until the firstSession verdict arrives (contract section 5).
             self.metrics.snapshots_held += 1
             return
         self.metrics.snapshots_sent += 1
-        await self._send(self.settings.output_topic, key=key, value=encode_json(snapshot))
+        outbox.send(self.settings.output_topic, key=key, value=encode_json(snapshot))
 
-    async def _reject(self, rejected: Rejected, raw: bytes, message: Message) -> None:
+    def _reject(self, rejected: Rejected, raw: bytes, message: Message, outbox: Outbox) -> None:
         self.metrics.rejected[rejected.code] += 1
         source = _original_source(message)
         record = build_rejection(rejected, raw, source, rejected_at=datetime.now(UTC))
         # The dead-letter record keeps the key the event arrived with (null for re-keyed ones).
         key = message.key if source.topic == message.topic else None
-        await self._send(self.settings.dlq_topic, key=key, value=encode_json(record))
+        outbox.send(self.settings.dlq_topic, key=key, value=encode_json(record))
         # Debug only: a stream of bad records must not flood the log at the usual level.
         log.debug(
             "dead letter %s: %s (source %s:%d@%d, key %r)",

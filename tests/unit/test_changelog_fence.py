@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from faust.types import TP
 
-from stream_app.worker.changelog import ChangelogFence
-from stream_app.worker.recovery import purge_queued
+from stream_app.worker.overrides.changelog import ChangelogFence
+from stream_app.worker.overrides.recovery import purge_queued
 
 
 def test_without_outputs_pending_a_changelog_record_leaves_at_once() -> None:
@@ -28,9 +28,9 @@ def test_changelog_records_wait_for_earlier_outputs_and_keep_their_order() -> No
         sent: list[str] = []
         seen: list[list[str]] = []
         first, second = loop.create_future(), loop.create_future()
-        fence.track(first)
+        fence.track([first])
         fence.send_after_outputs(lambda: sent.append("s1 v1"))
-        fence.track(second)
+        fence.track([second])
         fence.send_after_outputs(lambda: sent.append("s1 v2"))
         fence.send_after_outputs(lambda: sent.append("s2 v1"))  # no output of its own
         await asyncio.sleep(0.01)
@@ -52,7 +52,7 @@ def test_a_failed_output_holds_its_changelog_record_back_and_fails_the_commit() 
         fence = ChangelogFence()
         sent: list[str] = []
         failed = loop.create_future()
-        fence.track(failed)
+        fence.track([failed])
         fence.send_after_outputs(lambda: sent.append("s1"))
         failed.set_exception(OSError("broker gone"))
         with pytest.raises(RuntimeError, match="not acknowledged"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 import pytest
 
-from stream_app.worker.app import FAUST_VERSION, UnsupportedFaustVersion, check_faust_version
+from stream_app.worker.overrides import FAUST_VERSION, UnsupportedFaustVersion, check_faust_version
 
 
 def test_the_installed_faust_is_the_pinned_one() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.worker.local_state import (
+from stream_app.worker.overrides.local_state import (
     MARKER_NAME,
     DataDirInUse,
     LocalState,
@@ -21,7 +21,7 @@ from stream_app.worker.local_state import (
 CHILD = """
 import sys
 from pathlib import Path
-from stream_app.worker.local_state import DataDirInUse, lock_data_dir
+from stream_app.worker.overrides.local_state import DataDirInUse, lock_data_dir
 try:
     lock_data_dir(Path(sys.argv[1]))
 except DataDirInUse as exc:

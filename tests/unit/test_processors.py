@@ -33,7 +33,7 @@ from stream_app.domain import (
 )
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import Headers
+from stream_app.worker.ports import Headers, Outbox
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import (
     SESSION_PARTITION_HEADER,
@@ -49,20 +49,6 @@ INPUT = SETTINGS.input_topic
 KEY = "s1"
 
 
-class FakeTable(dict[str, bytes]):
-    """A table of bytes; `data` is the table itself, as RocksDB is under Faust's table."""
-
-    writes: int = 0
-
-    @property
-    def data(self) -> FakeTable:
-        return self
-
-    def __setitem__(self, key: str, value: bytes) -> None:
-        self.writes += 1
-        super().__setitem__(key, value)
-
-
 @dataclass(frozen=True)
 class Sent:
     topic: str
@@ -76,23 +62,36 @@ class Sent:
 class FakeProducer:
     sent: list[Sent] = field(default_factory=list)
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Headers | None,
-    ) -> Any:
-        self.sent.append(Sent(topic, key, value, partition, headers))
-        return None
-
-    async def maybe_start_producer(self) -> FakeProducer:
-        return self
-
     def to(self, topic: str) -> list[Sent]:
         return [record for record in self.sent if record.topic == topic]
+
+
+@dataclass
+class FakeTable:
+    """A table of bytes in one dict; a written batch's records land on a fake producer."""
+
+    producer: FakeProducer = field(default_factory=FakeProducer)
+    rows: dict[str, bytes] = field(default_factory=dict)
+    #: (partition, key) of every read, and the last record of every written batch.
+    reads: list[tuple[int, str]] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    writes: int = 0
+
+    def get(self, partition: int, key: str) -> bytes | None:
+        self.reads.append((partition, key))
+        return self.rows.get(key)
+
+    def lookup(self, key: str) -> bytes | None:
+        return self.rows.get(key)
+
+    async def write_batch(
+        self, source: Any, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
+    ) -> None:
+        self.sources.append(source)
+        self.producer.sent.extend(Sent(*record) for record in outbox.records)
+        for key, value in changes:
+            self.writes += 1
+            self.rows[key] = value
 
 
 @dataclass(frozen=True)
@@ -111,14 +110,17 @@ class Sessions:
     """A SessionProcessor on fakes, and a way to feed it records."""
 
     table: FakeTable = field(default_factory=FakeTable)
-    producer: FakeProducer = field(default_factory=FakeProducer)
     metrics: Metrics = field(default_factory=Metrics)
     offset: int = 0
     settings: Settings = SETTINGS
 
     @property
+    def producer(self) -> FakeProducer:
+        return self.table.producer
+
+    @property
     def processor(self) -> SessionProcessor:
-        return SessionProcessor(self.settings, self.table, self.producer, self.metrics)
+        return SessionProcessor(self.settings, self.table, self.metrics)
 
     def consume(
         self,
@@ -158,7 +160,7 @@ def test_an_applied_event_is_stored_and_sends_its_snapshot_and_transition(
     assert (session.integration_id, session.update_count, session.first_session) == (KEY, 1, True)
     moved = decode_transition(transition.value)
     assert (moved.from_state, moved.to) == (None, "open")
-    assert decode_stored(sessions.table[KEY]).session == session
+    assert decode_stored(sessions.table.rows[KEY]).session == session
     assert sessions.processor.lookup(KEY) == session
     metrics = sessions.metrics
     assert (metrics.events_consumed, metrics.applied, metrics.snapshots_sent) == (1, 1, 1)
@@ -186,9 +188,12 @@ def test_a_batch_applies_its_records_in_order_and_writes_each_session_once(
         "open",
         "closed",
     ]
-    # One table write (one changelog record) for the session, with its state after the batch.
+    # One read and one table write (one changelog record) for the session, with its state
+    # after the batch, written together with the batch's records in the batch's partition.
+    assert sessions.table.reads == [(3, KEY)]
     assert sessions.table.writes == 1
-    assert decode_stored(sessions.table[KEY]).session == snapshots[-1]
+    assert [source.offset for source in sessions.table.sources] == [3]
+    assert decode_stored(sessions.table.rows[KEY]).session == snapshots[-1]
     assert sessions.metrics.latency_count == 4
 
 
@@ -236,7 +241,7 @@ def test_a_verdict_is_applied_and_releases_the_held_snapshot(sessions: Sessions)
     assert snapshot.key == KEY.encode()
     released = decode_customer_session(snapshot.value)
     assert (released.profile_id, released.first_session, released.update_count) == ("p1", False, 1)
-    assert decode_stored(sessions.table[KEY]).claims == {"p1": False}
+    assert decode_stored(sessions.table.rows[KEY]).claims == {"p1": False}
     assert sessions.processor.lookup(KEY) == released
     metrics = sessions.metrics
     assert (metrics.verdicts_consumed, metrics.verdicts_applied) == (1, 1)
@@ -252,14 +257,14 @@ def test_a_verdict_for_a_session_not_in_the_table_stops_the_worker_under_exactly
     with pytest.raises(MissingSessionState, match="'unknown'"):
         sessions.verdict("unknown", "p1", is_first=True)
     assert sessions.producer.sent == []
-    assert sessions.table == {}
+    assert sessions.table.rows == {}
 
 
 def test_a_verdict_before_its_session_is_counted_under_at_least_once() -> None:
     sessions = Sessions(settings=ALO)
     sessions.verdict("unknown", "p1", is_first=True)
     assert sessions.producer.sent == []
-    assert sessions.table == {}
+    assert sessions.table.rows == {}
     metrics = sessions.metrics
     assert (metrics.verdicts_consumed, metrics.verdicts_applied) == (1, 0)
     assert metrics.verdicts_without_session == 1
@@ -267,11 +272,11 @@ def test_a_verdict_before_its_session_is_counted_under_at_least_once() -> None:
 
 def test_a_duplicate_event_is_skipped_without_output(sessions: Sessions) -> None:
     sessions.consume(_event("e1"))
-    stored = sessions.table[KEY]
+    stored = sessions.table.rows[KEY]
     sent = len(sessions.producer.sent)
     sessions.consume(_event("e1", coupon="IGNORED"))
     assert len(sessions.producer.sent) == sent
-    assert sessions.table[KEY] == stored
+    assert sessions.table.rows[KEY] == stored
     assert (sessions.metrics.duplicates, sessions.metrics.events_consumed) == (1, 2)
 
 
@@ -291,21 +296,21 @@ def test_a_rejected_event_goes_to_the_dead_letters_with_its_bytes_and_source(
     assert (source.topic, source.partition, source.offset) == (INPUT, 3, message.offset)
     assert source.key == "k\\xfe"
     assert sessions.metrics.rejected == {"malformed_json": 1}
-    assert sessions.table == {}
+    assert sessions.table.rows == {}
 
 
 def test_an_event_the_session_refuses_is_dead_lettered_and_changes_nothing(
     sessions: Sessions,
 ) -> None:
     sessions.consume(_event("e1", state="closed"))
-    stored = sessions.table[KEY]
+    stored = sessions.table.rows[KEY]
     sessions.producer.sent.clear()
     value = _event("e2", coupon="LATE")
     sessions.consume(value)
     [dead] = sessions.producer.sent
     rejection = decode_rejection(dead.value)
     assert (rejection.error.code, rejection.event) == ("session_locked", value.decode())
-    assert sessions.table[KEY] == stored
+    assert sessions.table.rows[KEY] == stored
 
 
 def test_an_event_without_a_key_is_rekeyed_with_its_coordinates(sessions: Sessions) -> None:
@@ -319,12 +324,12 @@ def test_an_event_without_a_key_is_rekeyed_with_its_coordinates(sessions: Sessio
         ("source-partition", b"3"),
         ("source-offset", str(message.offset).encode()),
     ]
-    assert sessions.table == {}
+    assert sessions.table.rows == {}
     assert (sessions.metrics.events_consumed, sessions.metrics.applied) == (1, 0)
 
     # Read back from the re-keyed topic, it is applied like any keyed event.
     sessions.consume(value, topic=SETTINGS.rekeyed_topic, headers=rekeyed.headers)
-    assert decode_stored(sessions.table[KEY]).session.update_count == 1
+    assert decode_stored(sessions.table.rows[KEY]).session.update_count == 1
     assert sessions.metrics.applied == 1
     assert sessions.metrics.events_consumed == 1  # counted once, where it entered
 
@@ -350,10 +355,13 @@ def test_a_rekeyed_event_that_is_rejected_names_where_it_was_first_written(
 @dataclass
 class Profiles:
     table: FakeTable = field(default_factory=FakeTable)
-    producer: FakeProducer = field(default_factory=FakeProducer)
+
+    @property
+    def producer(self) -> FakeProducer:
+        return self.table.producer
 
     def claim(self, integration_id: str, partition: bytes | None) -> ProfileVerdict:
-        processor = ProfileProcessor(SETTINGS, self.table, self.producer, Metrics())
+        processor = ProfileProcessor(SETTINGS, self.table, Metrics())
         claim = ProfileClaim(322, "p1", integration_id)
         headers = None if partition is None else [(SESSION_PARTITION_HEADER, partition)]
         message = Message(SETTINGS.claims_topic, b"322:p1", encode_claim(claim), 0, 0, headers)
@@ -369,12 +377,12 @@ def test_the_first_claim_of_a_profile_wins_and_each_verdict_goes_to_its_session(
     profiles = Profiles()
     first = profiles.claim("s1", b"6")
     assert (first.integration_id, first.is_first) == ("s1", True)
-    assert profiles.table == {"322:p1": b"s1"}
+    assert profiles.table.rows == {"322:p1": b"s1"}
     later = profiles.claim("s2", b"1")
     assert (later.integration_id, later.is_first) == ("s2", False)
     again = profiles.claim("s1", None)  # a claim made again after a reprocessing
     assert again.is_first is True
-    assert profiles.table == {"322:p1": b"s1"}
+    assert profiles.table.rows == {"322:p1": b"s1"}
     assert json.loads(profiles.producer.sent[0].value)["isFirst"] is True
 
 
@@ -406,7 +414,7 @@ def test_the_records_of_each_handled_batch_are_a_histogram_on_metrics(
 
 def test_the_profile_agent_counts_its_batches_too() -> None:
     metrics = Metrics()
-    processor = ProfileProcessor(SETTINGS, FakeTable(), FakeProducer(), metrics)
+    processor = ProfileProcessor(SETTINGS, FakeTable(), metrics)
     claims = [
         Message(SETTINGS.claims_topic, b"322:p1", encode_claim(ProfileClaim(322, "p1", f"s{n}")))
         for n in range(3)

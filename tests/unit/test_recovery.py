@@ -21,7 +21,7 @@ from faust.types import TP
 
 from stream_app.settings import Settings
 from stream_app.worker.app import create_worker
-from stream_app.worker.recovery import ExactRecovery
+from stream_app.worker.overrides.recovery import ExactRecovery
 
 
 class Changelog:
@@ -123,10 +123,12 @@ def test_a_restore_logs_its_start_and_its_end_with_counts_and_rate(
         recovery.restore_ended_now()
         recovery.restore_ended_now()  # no restore in progress: nothing more is logged
 
-    caplog.set_level(logging.INFO, logger="stream_app.worker.recovery")
+    caplog.set_level(logging.INFO, logger="stream_app.worker.overrides.recovery")
     asyncio.run(scenario())
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "stream_app.worker.recovery"]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "stream_app.worker.overrides.recovery"
+    ]
     assert len(lines) == 2
     assert lines[0] == "restore started: 10 changelog records to restore on 1 partitions"
     assert re.fullmatch(

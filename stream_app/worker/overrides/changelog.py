@@ -1,7 +1,7 @@
 """Under at_least_once, a table's changelog record leaves only after the outputs before it.
 
-A table write queues its changelog record at once, and the outputs of the same event are sent
-beside it; nothing orders their acknowledgements. A worker killed after the changelog record
+A batch's outputs and its table's changelog records go to different partitions; nothing
+orders their acknowledgements. A worker killed after the changelog record
 was written but before an output was leaves a changelog saying "applied" for an event whose
 snapshot, transition or claim never reached Kafka. Its successor restores that state, consumes
 the event again (its offset was not committed), finds its eventId already applied, skips it,
@@ -12,20 +12,17 @@ it has been acknowledged. A crash then leaves either both, or the outputs withou
 change: the event is applied again and its outputs repeated, which at_least_once allows. The
 commit waits until the queue is empty (see `ChangelogFence.drain`), so a committed offset
 always implies the changelog records of its events. Under exactly_once the transaction makes
-outputs and changelog atomic already, and records go straight to Faust.
+outputs and changelog atomic already, and the fence is not used (tables.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-
-import faust
-
-from stream_app.worker.ports import Headers, Producer
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +52,16 @@ class ChangelogFence:
             app._stream_app_changelog_fence = fence
         return fence
 
-    def track(self, acknowledgement: Awaitable[Any]) -> None:
-        """Remember an output's acknowledgement: later changelog records wait for it."""
-        self._outputs.append(acknowledgement)
+    def track(self, acknowledgements: Iterable[Awaitable[Any]]) -> None:
+        """Remember outputs' acknowledgements: later changelog records wait for them."""
+        self._outputs.extend(acknowledgements)
 
     def send_after_outputs(self, send: Callable[[], Any]) -> None:
-        """Call `send` once every output tracked so far is acknowledged (FIFO with others)."""
-        if not self._outputs and not self._queue:
+        """Call `send` once every output tracked so far is acknowledged (FIFO with others).
+
+        `send` may return an awaitable (a producer's send): it is awaited before the next.
+        """
+        if not self._outputs and not self._queue and not inspect.iscoroutinefunction(send):
             send()
             return
         self._queue.append((self._outputs, send))
@@ -95,7 +95,15 @@ class ChangelogFence:
                 self._queue.clear()
                 break
             self._queue.popleft()
-            send()
+            try:
+                sent = send()
+                if inspect.isawaitable(sent):
+                    await sent
+            except BaseException as exc:
+                log.error("changelog records not sent: %r", exc)
+                self.failed = exc
+                self._queue.clear()
+                break
         self._idle.set()
 
 
@@ -106,60 +114,3 @@ def _done_ok(acknowledgement: Awaitable[Any]) -> bool:
         and not acknowledgement.cancelled()
         and acknowledgement.exception() is None
     )
-
-
-class FencedTable(faust.Table[Any, Any]):
-    """A Faust table whose changelog records follow the outputs under at_least_once."""
-
-    def on_key_set(self, key: Any, value: Any) -> None:
-        """Queue the changelog record behind the outputs sent before it (at_least_once)."""
-        if self.app.in_transaction:
-            super().on_key_set(key, value)
-            return
-        # Faust's Table.on_key_set minus the key TTL, which these tables do not use.
-        partition = self.partition_for_key(key)
-        ChangelogFence.of(self.app).send_after_outputs(
-            lambda: self.send_changelog(partition, key, value)
-        )
-        self._sensor_on_set(self, key, value)
-
-
-class FencedProducers:
-    """The app's producer, with every send tracked by the fence under at_least_once.
-
-    What the processors get as their `Producers`: a record they send is then one that the
-    changelog records queued after it wait for.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.fence = ChangelogFence.of(app)
-        self._tracked: _TrackedProducer | None = None
-
-    async def maybe_start_producer(self) -> Producer:
-        """The app's producer (wrapped under at_least_once, once per producer)."""
-        producer: Producer = await self.app.maybe_start_producer()
-        if self.app.in_transaction:
-            return producer
-        if self._tracked is None or self._tracked.producer is not producer:
-            self._tracked = _TrackedProducer(producer, self.fence)
-        return self._tracked
-
-
-class _TrackedProducer:
-    def __init__(self, producer: Producer, fence: ChangelogFence) -> None:
-        self.producer = producer
-        self.fence = fence
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Headers | None,
-    ) -> Any:
-        acknowledgement = await self.producer.send(topic, key, value, partition, timestamp, headers)
-        self.fence.track(acknowledgement)
-        return acknowledgement

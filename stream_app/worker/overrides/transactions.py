@@ -25,7 +25,7 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 
-from stream_app.worker.changelog import ChangelogFence
+from stream_app.worker.overrides.changelog import ChangelogFence
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 EXIT_EVENT_FAILED = 70
 #: How long a commit waits for the producer buffer to hand over its pending records.
 BUFFER_DRAIN_TIMEOUT = 120.0
+
+
+def transactional_id_for(app: Any, source: TP) -> str:
+    """The transactional id of the producer that takes what a source partition's events send.
+
+    Faust's own naming (`TransactionManager._tps_to_transactional_ids`): app id, topic group
+    of the source topic, partition.
+    """
+    group = app.assignor.group_for_topic(source.topic)
+    return f"{app.conf.id}-{group}-{source.partition}"
 
 
 class Checkpoint:
@@ -232,9 +242,7 @@ class SourcePartitionTransactionManager(TransactionManager):
             # Background flushes (table changelogs) carry the source partition explicitly, and
             # a changelog shares its source's topic group, so Faust's own routing is right.
             return await super().send(topic, key, value, partition, timestamp, headers)
-        source = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        source_tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        source_tid = transactional_id_for(self.app, event.message.tp)
         return await self.producer.send(
             topic, key, value, partition, timestamp, headers, transactional_id=source_tid
         )
@@ -250,8 +258,7 @@ class SourcePartitionTransactionManager(TransactionManager):
         group_id = self.app.conf.id
         by_transactional_id: dict[str, dict[TP, int]] = defaultdict(dict)
         for tp, offset in offsets.items():
-            group = self.app.assignor.group_for_topic(tp.topic)
-            by_transactional_id[f"{group_id}-{group}-{tp.partition}"][tp] = offset
+            by_transactional_id[transactional_id_for(self.app, tp)][tp] = offset
         try:
             await asyncio.gather(
                 *(

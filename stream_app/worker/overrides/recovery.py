@@ -21,7 +21,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth, serve
 from faust.types import TP
 from mode import Service
 
-from stream_app.worker.batching import records_of
+from stream_app.worker.overrides.batching import records_of
 
 log = logging.getLogger(__name__)
 
