@@ -62,10 +62,12 @@ class DrillResult:
         self.problems.extend(f"{prefix}{line}" for line in findings.lines())
 
 
-#: Problems that at-least-once processing allows: outputs repeated after a crash.
+#: Problems that at-least-once processing allows: outputs repeated after a crash (and the
+#: snapshots a repeated firstSession verdict holds back again, see verify.py).
 REPEATS = frozenset(
     {
         "repeated updateCount (duplicate snapshot)",
+        "snapshots held again until a repeated verdict",
         "updateCount went back",
         "transition duplicated or unexpected",
         "transitions out of order",

@@ -19,6 +19,7 @@ from dev.drills.__main__ import QUICK, WORKER_ENV, render
 from dev.drills.drill import DrillOptions
 from dev.drills.expect import Expectation, expect
 from dev.drills.scenarios import (
+    REPEATS,
     chaos,
     chaos_at_least_once,
     kill9,
@@ -105,8 +106,8 @@ def test_checks_catch_a_duplicated_snapshot_transition_and_dead_letter(
 
 def test_checks_catch_lost_outputs(expectation: Expectation) -> None:
     snapshots, transitions, dead_letters = _perfect_outputs(expectation)
-    # A snapshot in the middle of a session whose next event claims no profile.
-    history = next(h for h in expectation.sessions.values() if 3 not in h.claim_counts)
+    # Snapshot 2 of a session that claims no profile before its fourth event.
+    history = next(h for h in expectation.sessions.values() if min(h.claim_counts, default=99) >= 4)
     lost = next(
         i
         for i, r in enumerate(snapshots)
@@ -120,6 +121,27 @@ def test_checks_catch_lost_outputs(expectation: Expectation) -> None:
     assert problems["skipped updateCount (lost snapshot)"] == 1
     assert problems["transition lost"] == 1
     assert problems["dead letter missing"] == 1
+
+
+def test_a_gap_after_a_claim_is_told_apart_from_a_lost_snapshot(expectation: Expectation) -> None:
+    """After a claim, a gap may be snapshots held again by a repeated verdict (at_least_once)."""
+    snapshots, transitions, dead_letters = _perfect_outputs(expectation)
+    history = next(
+        h
+        for h in expectation.sessions.values()
+        if 1 in h.claim_counts and 2 not in h.claim_counts and h.final_count >= 3
+    )
+    held = next(
+        i
+        for i, r in enumerate(snapshots)
+        if r.key == history.integration_id.encode()
+        and msgspec.json.decode(r.value)["updateCount"] == 2
+    )
+    del snapshots[held]
+    problems = check_outputs(expectation, snapshots, transitions, dead_letters).problems
+    assert problems == {"snapshots held again until a repeated verdict": 1}
+    assert "snapshots held again until a repeated verdict" in REPEATS
+    assert "skipped updateCount (lost snapshot)" not in REPEATS
 
 
 def test_checks_catch_a_wrong_snapshot_and_a_second_first_session(
