@@ -188,6 +188,7 @@ async def _run(
             "events": len(core_records),
             "states_as_bytes": core.timed_pass(core_records, as_bytes=True),
             "states_in_memory": core.timed_pass(core_records, as_bytes=False),
+            "msgspec_round_trip": core.timed_msgspec(core_records),
         }
         gc.collect()
 

@@ -23,6 +23,8 @@ GOAL_CHANGELOG_RECORDS_PER_SESSION = 2.0
 GOAL_PEAK_RSS_MIB = 200
 GOAL_PEAK_RSS_SESSIONS = 50_000
 GOAL_BYTES_PER_SESSION = 2048
+#: The pure core (states as bytes) against msgspec's own decode + encode of the same records.
+GOAL_CORE_VS_MSGSPEC = 0.8
 
 
 def machine() -> dict[str, Any]:
@@ -163,6 +165,17 @@ class Report:
                     None if sessions < GOAL_PEAK_RSS_SESSIONS else mib <= GOAL_PEAK_RSS_MIB,
                 )
             )
+        if self.core is not None and "msgspec_round_trip" in self.core:
+            core_rate = self.core["states_as_bytes"]["events_per_second"]
+            msgspec_rate = self.core["msgspec_round_trip"]["events_per_second"]
+            ratio = core_rate / msgspec_rate
+            rows.append(
+                (
+                    f"pure core >= {GOAL_CORE_VS_MSGSPEC}x msgspec decode + encode",
+                    f"{ratio:.2f}x ({core_rate:,.0f} vs {msgspec_rate:,.0f} events/s)",
+                    ratio >= GOAL_CORE_VS_MSGSPEC,
+                )
+            )
         for run, state in self.states.items():
             per = state.rocksdb_bytes / max(1, state.sessions)
             rows.append(
@@ -292,6 +305,7 @@ class Report:
             for label, key in (
                 ("states as bytes", "states_as_bytes"),
                 ("in memory", "states_in_memory"),
+                ("msgspec only", "msgspec_round_trip"),
             ):
                 if key in c:
                     rate = c[key]["events_per_second"]
