@@ -1,8 +1,8 @@
 """Under at_least_once, a table's changelog record leaves only after the outputs before it.
 
 A batch's outputs and its table's changelog records go to different partitions; nothing
-orders their acknowledgements. A worker killed after the changelog record
-was written but before an output was leaves a changelog saying "applied" for an event whose
+orders their acknowledgements. A worker killed after the changelog record was written but
+before an output was leaves a changelog saying "applied" for an event whose
 snapshot, transition or claim never reached Kafka. Its successor restores that state, consumes
 the event again (its offset was not committed), finds its eventId already applied, skips it,
 and the output is lost for good (a pending claim even holds the session's snapshots forever).
