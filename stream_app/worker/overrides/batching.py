@@ -15,9 +15,10 @@ path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -77,6 +78,36 @@ class BatchingConsumer(Consumer):
             for start in range(0, len(tp_records), max_batch):
                 yield tp, self._to_batch(tp, tp_records[start : start + max_batch])
 
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        """Faust's bookkeeping, and the aiokafka consumer's: a paused partition is not fetched.
+
+        Faust's `Consumer.pause_partitions` (faust/transport/consumer.py) only stops handing
+        the partition's records over; aiokafka keeps fetching it, and its fetcher holds a
+        fetch's records until they are taken, for every partition. After a restore the
+        active tables' changelog partitions are paused this way, so the worker fetched its own
+        changelog writes back and left them in aiokafka's buffer; while any partition of a
+        broker holds untaken records, aiokafka fetches nothing else from that broker for
+        100 ms after they arrived (`prefetch_backoff`): a stall on every fetch.
+        """
+        paused = set(tps)
+        super().pause_partitions(paused)
+        self._set_fetching(paused, fetch=False)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        """Faust's bookkeeping, and the aiokafka consumer's (see `pause_partitions`)."""
+        resumed = set(tps)
+        super().resume_partitions(resumed)
+        self._set_fetching(resumed, fetch=True)
+
+    def _set_fetching(self, tps: set[TP], *, fetch: bool) -> None:
+        # The aiokafka consumer runs in Faust's consumer thread, on that thread's loop.
+        thread: Any = self._thread
+        client = getattr(thread, "_consumer", None)
+        loop = getattr(thread, "thread_loop", None)
+        if client is None or loop is None or loop.is_closed() or not tps:
+            return
+        loop.call_soon_threadsafe(_set_client_fetching, client, tps, fetch)
+
     def _to_batch(self, tp: TP, records: list[Any]) -> RecordBatch:
         last = records[-1]
         batch = RecordBatch(
@@ -97,3 +128,12 @@ class BatchingConsumer(Consumer):
         # Faust's own message per record: timestamps in seconds, as the processors expect.
         batch.records = [self._to_message(tp, record) for record in records]
         return batch
+
+
+def _set_client_fetching(client: Any, tps: set[TP], fetch: bool) -> None:
+    """Pause or resume fetching in the aiokafka consumer, for the partitions it still has."""
+    assigned = client.assignment()
+    wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    wanted = [tp for tp in wanted if tp in assigned]
+    if wanted:
+        (client.resume if fetch else client.pause)(*wanted)
