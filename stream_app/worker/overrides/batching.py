@@ -75,8 +75,18 @@ class BatchingConsumer(Consumer):
                 for record in tp_records:
                     yield tp, self._to_message(tp, record)
                 continue
+            read_offset = self._read_offset  # private: Faust's own bookkeeping
             for start in range(0, len(tp_records), max_batch):
-                yield tp, self._to_batch(tp, tp_records[start : start + max_batch])
+                batch = self._to_batch(tp, tp_records[start : start + max_batch])
+                # Faust's drain loop (`Consumer._drain_messages`) takes a message whose offset
+                # is more than one past the last one read for a gap in the partition and files
+                # it in an interval tree, at a cost that grows with the gaps kept until the
+                # next commit. A batch's offset is its last record's: the records before it
+                # are marked read here, so that batches leave no gaps.
+                last_read = read_offset[tp]
+                if last_read is not None and last_read < batch.offset - 1:
+                    read_offset[tp] = batch.offset - 1
+                yield tp, batch
 
     def pause_partitions(self, tps: Iterable[TP]) -> None:
         """Faust's bookkeeping, and the aiokafka consumer's: a paused partition is not fetched.
