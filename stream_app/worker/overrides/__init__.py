@@ -8,8 +8,10 @@ what the drills found: docs/design.md, "Where the worker replaces Faust's machin
 
 What each module replaces (faust-streaming 0.15.3), and why:
 
-- batching.py `BatchingConsumer`: `Consumer.getmany` (faust/transport/consumer.py). One Faust
-  event per fetched partition batch: Faust's per-record path cost ten times the processing.
+- batching.py `BatchingConsumer`: `Consumer.getmany`, `pause_partitions` and
+  `resume_partitions` (faust/transport/consumer.py). One Faust event per fetched partition
+  batch (Faust's per-record path cost ten times the processing), with no offset gaps between
+  batches; a paused partition is paused in aiokafka too, so it is not fetched and left there.
 - sends.py `send_records`: `Producer.send` (faust/transport/drivers/aiokafka.py) and
   aiokafka's per-record `send`. A batch's records leave as one record batch per partition.
 - tables.py `TableWriter`: `Table.__setitem__`/`on_key_set`, `Collection.send_changelog` and
