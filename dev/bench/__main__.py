@@ -7,8 +7,9 @@ aiokafka loop in dev.bench.raw for speed, the logical key+value bytes for state 
 because the machine is shared and absolute figures drift. See docs/performance.md.
 Writes bench-results/bench-<time>.json and .png (and the processes' logs) and prints a table.
 
-The default (200,000 events over 20,000 sessions) takes about 6 minutes on a 2-core machine,
-where one worker drains a few thousand events/s (most of it is the fixed 60-second latency runs).
+The default (600,000 events over 60,000 sessions: enough for the restore goal's changelog of
+500,000 records and the memory goal's 50,000 sessions) takes about 10 minutes on a 2-core
+machine.
 --quick is a smoke run of about 3 minutes.
 """
 
@@ -47,7 +48,7 @@ from stream_app.settings import Settings
 
 MODES = ("at_least_once", "exactly_once")
 SECTIONS = ("core", "throughput", "state", "restore", "latency")
-DEFAULT_EVENTS = 200_000
+DEFAULT_EVENTS = 600_000
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -68,12 +68,12 @@ class TableWriter:
             for key, value in encoded
         ]
         if encoded:
-            batch = WriteBatch(raw_mode=True)
+            rows = WriteBatch(raw_mode=True)
             for key, value in encoded:
-                batch.put(key, value)
+                rows.put(key, value)
             # Before the changelog is sent, as Faust's table does: after a crash the local
             # tables are rebuilt from the changelog anyway (local_state.py).
-            self.table.data._db_for_partition(partition).write(batch)
+            self.table.data._db_for_partition(partition).write(rows)
         app = self.app
         if app.in_transaction:
             producer, lock = await self._transactional_producer(source)
@@ -85,7 +85,7 @@ class TableWriter:
             return
         producer = await self._producer()
         sent = await send_records(producer, outbox.records)
-        self.fence.track(batch.delivered for batch in sent)
+        self.fence.track(record_batch.delivered for record_batch in sent)
         if changelog:
 
             async def send_changelog() -> None:
@@ -124,5 +124,7 @@ class TableWriter:
             elif partition in store._dbs:  # not revoked meanwhile (that would reopen it)
                 store.set_persisted_offset(changelog_tp, last)
 
-        for batch in sent:
-            batch.delivered.add_done_callback(functools.partial(persist, count=batch.records))
+        for record_batch in sent:
+            record_batch.delivered.add_done_callback(
+                functools.partial(persist, count=record_batch.records)
+            )
