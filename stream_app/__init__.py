@@ -1,3 +1,3 @@
 """stream_app: a real-time customer-session processor on Kafka."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
