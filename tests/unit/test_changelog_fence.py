@@ -55,7 +55,31 @@ def test_a_failed_output_holds_its_changelog_record_back_and_fails_the_commit() 
         fence.track([failed])
         fence.send_after_outputs(lambda: sent.append("s1"))
         failed.set_exception(OSError("broker gone"))
-        with pytest.raises(RuntimeError, match="not acknowledged"):
+        with pytest.raises(RuntimeError, match="held back"):
+            await fence.drain(timeout=1.0)
+        return sent
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_a_changelog_send_that_fails_holds_the_later_ones_back_and_fails_the_commit() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        fence = ChangelogFence()
+        sent: list[str] = []
+        acknowledged = loop.create_future()
+        acknowledged.set_result(None)
+
+        async def broken_send() -> None:
+            raise OSError("producer closed")
+
+        async def later_send() -> None:
+            sent.append("s2")
+
+        fence.track([acknowledged])
+        fence.send_after_outputs(broken_send)
+        fence.send_after_outputs(later_send)
+        with pytest.raises(RuntimeError, match="held back"):
             await fence.drain(timeout=1.0)
         return sent
 

@@ -73,12 +73,13 @@ class ChangelogFence:
     async def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """Wait until every queued changelog record has been handed to the producer.
 
-        Raises when an output before one of them failed: its changelog record was not sent,
-        so nothing may be committed.
+        Raises when an output before one of them, or a changelog send itself, failed: the
+        changelog records from there on were not sent, so nothing may be committed.
         """
         await asyncio.wait_for(self._idle.wait(), timeout)
         if self.failed is not None:
-            raise RuntimeError("an output was not acknowledged") from self.failed
+            failed = "changelog records held back: an output or a changelog send failed"
+            raise RuntimeError(failed) from self.failed
         self._outputs = [ack for ack in self._outputs if not _done_ok(ack)]
 
     async def _run(self) -> None:
@@ -87,20 +88,15 @@ class ChangelogFence:
             try:
                 for acknowledgement in outputs:
                     await acknowledgement
-            except BaseException as exc:
-                # The output's fate is unknown: its state change must not be recorded, and
-                # the commit that follows fails, so the event is consumed again.
-                log.error("output not acknowledged; holding back changelog records: %r", exc)
-                self.failed = exc
-                self._queue.clear()
-                break
-            self._queue.popleft()
-            try:
+                self._queue.popleft()
                 sent = send()
                 if inspect.isawaitable(sent):
                     await sent
             except BaseException as exc:
-                log.error("changelog records not sent: %r", exc)
+                # An output's fate is unknown, or its changelog records did not reach the
+                # producer: the state change must not be recorded after it, and the commit that
+                # follows fails, so the events are consumed again.
+                log.error("changelog records held back (output or send failed): %r", exc)
                 self.failed = exc
                 self._queue.clear()
                 break
