@@ -131,14 +131,14 @@ def _check_session_snapshots(
         elif count < previous:
             findings.add("updateCount went back", f"{where}: {count} after {previous}")
         elif count > previous + 1 and previous + 1 not in history.claim_counts:
-            if any(claimed <= previous for claimed in history.claim_counts):
+            earlier_claims = sorted(c for c in history.claim_counts if c <= previous)
+            if earlier_claims:
                 # The verdict that released an earlier snapshot may be applied again after a
                 # crash (at_least_once): its state change was lost, its output was not, so the
                 # session holds its snapshots once more until the verdict is re-applied.
                 findings.add(
                     "snapshots held again until a repeated verdict",
-                    f"{where}: {previous} -> {count}, profile claimed at "
-                    f"{sorted(c for c in history.claim_counts if c <= previous)}",
+                    f"{where}: {previous} -> {count}, profile claimed at {earlier_claims}",
                 )
             else:
                 findings.add(

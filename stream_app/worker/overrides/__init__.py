@@ -37,7 +37,11 @@ What each module replaces (faust-streaming 0.15.3), and why:
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import faust
+
+T = TypeVar("T")
 
 #: The faust-streaming release these modules were written and drilled against.
 FAUST_VERSION = "0.15.3"
@@ -55,3 +59,13 @@ def check_faust_version(installed: str = faust.__version__) -> None:
             f"faust-streaming {FAUST_VERSION}'s internals and runs only on that version: "
             f"pip install faust-streaming=={FAUST_VERSION}"
         )
+
+
+def one_per_app(app: Any, kind: type[T]) -> T:
+    """The app's single instance of `kind`, created on first use (kept on the app itself)."""
+    attribute = f"_stream_app_{kind.__name__}"
+    instance: T | None = getattr(app, attribute, None)
+    if instance is None:
+        instance = kind()
+        setattr(app, attribute, instance)
+    return instance

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from stream_app.worker.overrides import one_per_app
+
 log = logging.getLogger(__name__)
 
 #: How long a commit waits for the changelog queue to empty before failing.
@@ -46,11 +48,7 @@ class ChangelogFence:
     @classmethod
     def of(cls, app: Any) -> ChangelogFence:
         """The app's fence (one per app, created on first use)."""
-        fence: ChangelogFence | None = getattr(app, "_stream_app_changelog_fence", None)
-        if fence is None:
-            fence = cls()
-            app._stream_app_changelog_fence = fence
-        return fence
+        return one_per_app(app, cls)
 
     def track(self, acknowledgements: Iterable[Awaitable[Any]]) -> None:
         """Remember outputs' acknowledgements: later changelog records wait for them."""

@@ -25,6 +25,7 @@ from faust.streams import current_event
 from faust.transport.consumer import TransactionManager
 from faust.types import TP
 
+from stream_app.worker.overrides import one_per_app
 from stream_app.worker.overrides.changelog import ChangelogFence
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,7 @@ class Checkpoint:
     @classmethod
     def of(cls, app: Any) -> Checkpoint:
         """The app's checkpoint (one per app, created on first use)."""
-        checkpoint: Checkpoint | None = getattr(app, "_stream_app_checkpoint", None)
-        if checkpoint is None:
-            checkpoint = cls()
-            app._stream_app_checkpoint = checkpoint
-        return checkpoint
+        return one_per_app(app, cls)
 
     async def handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` (the handling of `event`) and ack the event, with no commit in between.
