@@ -33,6 +33,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class OnProcessingError(StrEnum):
+    """What the worker does when handling one record raises (a bug, or a record it cannot read)."""
+
+    DEAD_LETTER = "dead_letter"
+    STOP = "stop"
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the worker cannot use."""
 
@@ -60,6 +67,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     # Empty: 100 under exactly_once (outputs wait for the commit), 1000 under at_least_once.
     "STREAM_APP_COMMIT_INTERVAL_MS": "",
     "STREAM_APP_LOG_FORMAT": LogFormat.TEXT.value,
+    "STREAM_APP_ON_PROCESSING_ERROR": OnProcessingError.DEAD_LETTER.value,
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -102,6 +110,8 @@ class Settings:
     commit_interval_ms: int | None = None
     #: Log lines as text (Faust's format) or as one JSON object per line.
     log_format: LogFormat = LogFormat.TEXT
+    #: A record whose handling raises: dead-lettered as `processing_error`, or the worker stops.
+    on_processing_error: OnProcessingError = OnProcessingError.DEAD_LETTER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +140,12 @@ class Settings:
         if log_format not in set(LogFormat):
             allowed = ", ".join(f.value for f in LogFormat)
             raise SettingsError(f"STREAM_APP_LOG_FORMAT={log_format!r}: expected one of {allowed}")
+        on_error = get("STREAM_APP_ON_PROCESSING_ERROR")
+        if on_error not in set(OnProcessingError):
+            allowed = ", ".join(o.value for o in OnProcessingError)
+            raise SettingsError(
+                f"STREAM_APP_ON_PROCESSING_ERROR={on_error!r}: expected one of {allowed}"
+            )
         return cls(
             broker=_broker_url(get("STREAM_APP_BROKER")),
             app_id=get("STREAM_APP_ID"),
@@ -156,6 +172,7 @@ class Settings:
                 _positive_int("STREAM_APP_COMMIT_INTERVAL_MS", interval) if interval else None
             ),
             log_format=LogFormat(log_format),
+            on_processing_error=OnProcessingError(on_error),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -182,6 +199,7 @@ class Settings:
                 "" if self.commit_interval_ms is None else str(self.commit_interval_ms)
             ),
             "STREAM_APP_LOG_FORMAT": self.log_format.value,
+            "STREAM_APP_ON_PROCESSING_ERROR": self.on_processing_error.value,
         }
 
     def describe(self) -> dict[str, str]:

@@ -19,6 +19,8 @@ RejectionCode = Literal[
     "invalid_transition",
     "session_locked",
     "invalid_return",
+    "invalid_internal_record",
+    "processing_error",
 ]
 
 

@@ -195,7 +195,10 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         settings=settings, table=TableWriter(app, sessions_table), metrics=metrics
     )
     profiles = ProfileProcessor(
-        settings=settings, table=TableWriter(app, profiles_table), metrics=metrics
+        settings=settings,
+        table=TableWriter(app, profiles_table),
+        metrics=metrics,
+        partitions=partitions,
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+
+import msgspec
 
 from stream_app.domain import (
     Applied,
     Rejected,
-    RejectionSource,
     Skipped,
     StoredSession,
     apply_event,
     apply_verdict,
-    build_rejection,
     decode_event,
     decode_key,
     decode_stored,
@@ -29,19 +28,14 @@ from stream_app.domain import (
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.dead_letters import DeadLetters, source_headers
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import BatchState, Headers, Message, Outbox, Table
+from stream_app.worker.ports import BatchState, Message, Outbox, Table
 
 log = logging.getLogger(__name__)
 
-#: Headers that carry a re-keyed event's original coordinates, for its dead-letter record.
-SOURCE_HEADERS = ("source-topic", "source-partition", "source-offset")
 #: Header on claims naming the partition of the claiming session, where its verdict must go.
 SESSION_PARTITION_HEADER = "session-partition"
-
-
-class MissingSessionState(RuntimeError):
-    """The local table lacks a session that committed records say exists."""
 
 
 @dataclass
@@ -51,6 +45,10 @@ class SessionProcessor:
     settings: Settings
     table: Table
     metrics: Metrics
+    dead_letters: DeadLetters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dead_letters = DeadLetters(self.settings, self.metrics)
 
     async def handle(self, message: Message) -> None:
         """Process one consumed record; every outcome is a send or a counted skip."""
@@ -73,14 +71,18 @@ class SessionProcessor:
         for message in messages:
             started = time.perf_counter()
             topic = message.topic
-            if topic == verdicts_topic:
-                self.metrics.verdicts_consumed += 1
-                self._handle_verdict(message, sessions, outbox)
-            else:
-                if topic == input_topic:
-                    self.metrics.events_consumed += 1
-                self._handle_event(message, sessions, outbox)
-                self.metrics.observe_end_to_end(time.time() - message.timestamp)
+            sent_before = len(outbox.records)
+            try:
+                if topic == verdicts_topic:
+                    self.metrics.verdicts_consumed += 1
+                    self._handle_verdict(message, sessions, outbox)
+                else:
+                    if topic == input_topic:
+                        self.metrics.events_consumed += 1
+                    self._handle_event(message, sessions, outbox)
+                    self.metrics.observe_end_to_end(time.time() - message.timestamp)
+            except Exception as exc:
+                self.dead_letters.failed(exc, message, outbox, sent_before)
             self.metrics.observe_latency(time.perf_counter() - started)
         await self.table.write_batch(last, outbox, sessions.changes())
 
@@ -95,7 +97,7 @@ class SessionProcessor:
         raw: bytes = message.value if message.value is not None else b""
         decoded = decode_event(raw)
         if isinstance(decoded, Rejected):
-            self._reject(decoded, raw, message, outbox)
+            self.dead_letters.reject(decoded, message, outbox)
             return
         if message.key is None and message.topic == self.settings.input_topic:
             # The session's state lives on the partition its key hashes to; a record without
@@ -104,7 +106,7 @@ class SessionProcessor:
                 self.settings.rekeyed_topic,
                 key=decoded.integration_id.encode(),
                 value=raw,
-                headers=_source_headers(message),
+                headers=source_headers(message),
             )
             return
         key = decode_key(message.key)
@@ -112,12 +114,10 @@ class SessionProcessor:
             case Skipped():
                 self.metrics.duplicates += 1
             case Rejected() as rejected:
-                self._reject(rejected, raw, message, outbox)
+                self.dead_letters.reject(rejected, message, outbox)
             case Applied() as applied:
-                self.metrics.applied += 1
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
-                    self.metrics.claims_sent += 1
                     outbox.send(
                         self.settings.claims_topic,
                         key=profile_key(
@@ -127,47 +127,69 @@ class SessionProcessor:
                         headers=[(SESSION_PARTITION_HEADER, str(message.partition).encode())],
                     )
                 if applied.transition is not None:
-                    self.metrics.transitions[applied.transition.to] += 1
                     outbox.send(
                         self.settings.transitions_topic,
                         key=key_bytes,
                         value=encode_json(applied.transition),
                     )
-                self._send_snapshot(key_bytes, applied.snapshot, outbox)
+                snapshot = None if applied.snapshot is None else encode_json(applied.snapshot)
+                if snapshot is not None:
+                    outbox.send(self.settings.output_topic, key=key_bytes, value=snapshot)
+                # Last: a record whose handling raised above changed neither state nor counts.
                 sessions.put(decoded.integration_id, applied.stored)
+                self.metrics.applied += 1
+                if applied.claim is not None:
+                    self.metrics.claims_sent += 1
+                if applied.transition is not None:
+                    self.metrics.transitions[applied.transition.to] += 1
+                self._count_snapshot(snapshot is not None)
 
     def _handle_verdict(
         self, message: Message, sessions: BatchState[StoredSession], outbox: Outbox
     ) -> None:
-        verdict = decode_verdict(message.value or b"")
+        try:
+            verdict = decode_verdict(message.value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            rejected = Rejected("invalid_internal_record", f"Not a firstSession verdict: {exc}")
+            self.dead_letters.reject(rejected, message, outbox)
+            return
         stored = sessions.get(verdict.integration_id)
         if stored is None:
-            self._verdict_without_session(verdict.integration_id, message)
+            self._verdict_without_session(verdict.integration_id, message, outbox)
             return
         state, released = apply_verdict(stored, verdict)
+        if released is not None:
+            key = verdict.integration_id.encode()
+            outbox.send(self.settings.output_topic, key=key, value=encode_json(released))
+        sessions.put(verdict.integration_id, state)
         self.metrics.verdicts_applied += 1
         if released is not None:
-            self._send_snapshot(verdict.integration_id.encode(), released, outbox)
-        sessions.put(verdict.integration_id, state)
+            self._count_snapshot(sent=True)
 
-    def _verdict_without_session(self, integration_id: str, message: Message) -> None:
+    def _verdict_without_session(
+        self, integration_id: str, message: Message, outbox: Outbox
+    ) -> None:
         """A verdict whose session is not in the local table: never dropped unseen.
 
-        A claim leaves only together with the state of the session that made it, so under
-        exactly_once the session is always there: its absence means the local table lost
-        committed state. Raising stops the worker without committing (Checkpoint.handle); its
-        successor rebuilds the table from the changelog and reads this verdict again.
         Under at_least_once the verdict can legitimately come first: the claiming event's
         state change was lost with its worker, its offset was not committed, and when it is
         applied again it sends a new claim, which gets the same answer. It is counted.
+        Under exactly_once a claim leaves only together with the state of the session that
+        made it, so the worker never wrote this verdict's claim: it is dead-lettered as
+        `invalid_internal_record` (a record some other producer wrote on the verdicts topic,
+        or a table behind its changelog) and the partition goes on.
         """
         where = f"{message.topic}[{message.partition}]@{message.offset}"
-        if self.settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
-            raise MissingSessionState(
-                f"verdict {where} for session {integration_id!r}, which is not in the local "
-                "table: the table is behind its changelog"
-            )
         self.metrics.verdicts_without_session += 1
+        if self.settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
+            log.error("verdict %s for session %r, which is not in the local table; "
+                      "dead-lettered", where, integration_id)  # fmt: skip
+            rejected = Rejected(
+                "invalid_internal_record",
+                f"Verdict for session {integration_id!r}, which this partition does not hold",
+            )
+            self.dead_letters.reject(rejected, message, outbox)
+            return
         log.warning(
             "verdict %s for session %r before the session's state; its claim will be sent "
             "again when the claiming event is applied again",
@@ -175,54 +197,9 @@ class SessionProcessor:
             integration_id,
         )
 
-    def _send_snapshot(self, key: bytes, snapshot: CustomerSessionT | None, outbox: Outbox) -> None:
-        if snapshot is None:
+    def _count_snapshot(self, sent: bool) -> None:
+        if sent:
+            self.metrics.snapshots_sent += 1
+        else:
             # Held back until the firstSession verdict arrives (contract section 5).
             self.metrics.snapshots_held += 1
-            return
-        self.metrics.snapshots_sent += 1
-        outbox.send(self.settings.output_topic, key=key, value=encode_json(snapshot))
-
-    def _reject(self, rejected: Rejected, raw: bytes, message: Message, outbox: Outbox) -> None:
-        self.metrics.rejected[rejected.code] += 1
-        source = _original_source(message)
-        record = build_rejection(rejected, raw, source, rejected_at=datetime.now(UTC))
-        # The dead-letter record keeps the key the event arrived with (null for re-keyed ones).
-        key = message.key if source.topic == message.topic else None
-        outbox.send(self.settings.dlq_topic, key=key, value=encode_json(record))
-        # Debug only: a stream of bad records must not flood the log at the usual level.
-        log.debug(
-            "dead letter %s: %s (source %s:%d@%d, key %r)",
-            rejected.code,
-            rejected.message,
-            source.topic,
-            source.partition,
-            source.offset,
-            source.key,
-        )
-
-
-def _source_headers(message: Message) -> Headers:
-    return [
-        ("source-topic", message.topic.encode()),
-        ("source-partition", str(message.partition).encode()),
-        ("source-offset", str(message.offset).encode()),
-    ]
-
-
-def _original_source(message: Message) -> RejectionSource:
-    headers = dict(message.headers or ())
-    if all(name in headers for name in SOURCE_HEADERS):
-        # A re-keyed event: report where the user's producer put it, and its null key.
-        return RejectionSource(
-            topic=headers["source-topic"].decode(),
-            partition=int(headers["source-partition"]),
-            offset=int(headers["source-offset"]),
-            key=None,
-        )
-    return RejectionSource(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=decode_key(message.key),
-    )

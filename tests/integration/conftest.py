@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from dev.harness.kafka import client_security
 from dev.harness.workers import WorkerProcess, free_port, settings_for
-from stream_app.settings import Settings
+from stream_app.settings import ProcessingGuarantee, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +59,13 @@ def start_worker(
         wait: bool = True,
         prefix: str = "sa",
         partitions: int = 8,
+        guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
     ) -> WorkerProcess:
         own_dir = data_dir or tmp_path / f"worker-{len(started)}"
         if settings is None:
-            settings = settings_for(bootstrap, unique_name(prefix), own_dir, partitions=partitions)
+            settings = settings_for(
+                bootstrap, unique_name(prefix), own_dir, partitions=partitions, guarantee=guarantee
+            )
         else:
             settings = replace(settings, web_port=free_port(), data_dir=own_dir)
         worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")

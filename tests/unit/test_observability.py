@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
 from dev.harness.metrics import WorkerMetrics
+from stream_app.domain import RejectionCode
 from stream_app.worker.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +65,17 @@ def test_alert_rules_are_named_and_described() -> None:
         "StreamAppDeadLetterRate",
         "StreamAppWorkerNotReady",
         "StreamAppRestoreStuck",
+        "StreamAppProcessingErrors",
     }
     assert all(rule["annotations"]["summary"] for rule in rules)
+
+
+def test_the_processing_error_alert_names_codes_the_worker_emits() -> None:
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    [rule] = [r for r in rules if r["alert"] == "StreamAppProcessingErrors"]
+    [pattern] = re.findall(r'code=~"([^"]+)"', rule["expr"])
+    assert set(pattern.split("|")) == {"processing_error", "invalid_internal_record"}
+    assert set(pattern.split("|")) <= set(get_args(RejectionCode))
 
 
 def test_prometheus_and_grafana_run_behind_the_observability_profile() -> None:

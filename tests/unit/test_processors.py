@@ -35,11 +35,7 @@ from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.ports import Headers, Outbox
 from stream_app.worker.profiles import ProfileProcessor
-from stream_app.worker.sessions import (
-    SESSION_PARTITION_HEADER,
-    MissingSessionState,
-    SessionProcessor,
-)
+from stream_app.worker.sessions import SESSION_PARTITION_HEADER, SessionProcessor
 
 from .builders import CART, raw, update
 
@@ -250,14 +246,20 @@ def test_a_verdict_is_applied_and_releases_the_held_snapshot(sessions: Sessions)
     assert metrics.snapshots_sent == 1
 
 
-def test_a_verdict_for_a_session_not_in_the_table_stops_the_worker_under_exactly_once(
+def test_a_verdict_for_a_session_not_in_the_table_is_dead_lettered_under_exactly_once(
     sessions: Sessions,
 ) -> None:
-    # A claim only leaves with its session's state: a missing session is lost local state.
-    with pytest.raises(MissingSessionState, match="'unknown'"):
-        sessions.verdict("unknown", "p1", is_first=True)
-    assert sessions.producer.sent == []
+    # A claim only leaves with its session's state: the worker never wrote this verdict's
+    # claim. The partition goes on; the verdict is kept on the dead-letter topic.
+    sessions.verdict("unknown", "p1", is_first=True)
+    [dead] = sessions.producer.sent
+    assert dead.topic == SETTINGS.dlq_topic
+    rejection = decode_rejection(dead.value)
+    assert rejection.error.code == "invalid_internal_record"
+    assert "'unknown'" in rejection.error.message
+    assert rejection.source.topic == SETTINGS.verdicts_topic
     assert sessions.table.rows == {}
+    assert sessions.metrics.verdicts_without_session == 1
 
 
 def test_a_verdict_before_its_session_is_counted_under_at_least_once() -> None:
@@ -361,7 +363,7 @@ class Profiles:
         return self.table.producer
 
     def claim(self, integration_id: str, partition: bytes | None) -> ProfileVerdict:
-        processor = ProfileProcessor(SETTINGS, self.table, Metrics())
+        processor = ProfileProcessor(SETTINGS, self.table, Metrics(), partitions=8)
         claim = ProfileClaim(322, "p1", integration_id)
         headers = None if partition is None else [(SESSION_PARTITION_HEADER, partition)]
         message = Message(SETTINGS.claims_topic, b"322:p1", encode_claim(claim), 0, 0, headers)
@@ -414,7 +416,7 @@ def test_the_records_of_each_handled_batch_are_a_histogram_on_metrics(
 
 def test_the_profile_agent_counts_its_batches_too() -> None:
     metrics = Metrics()
-    processor = ProfileProcessor(SETTINGS, FakeTable(), metrics)
+    processor = ProfileProcessor(SETTINGS, FakeTable(), metrics, partitions=8)
     claims = [
         Message(SETTINGS.claims_topic, b"322:p1", encode_claim(ProfileClaim(322, "p1", f"s{n}")))
         for n in range(3)
@@ -429,11 +431,11 @@ def test_the_profile_agent_counts_its_batches_too() -> None:
 def test_each_dead_letter_is_logged_at_debug_level_only(
     sessions: Sessions, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stream_app.worker.sessions")
+    caplog.set_level(logging.INFO, logger="stream_app.worker.dead_letters")
     sessions.consume(b"not json")
     assert not caplog.records
 
-    caplog.set_level(logging.DEBUG, logger="stream_app.worker.sessions")
+    caplog.set_level(logging.DEBUG, logger="stream_app.worker.dead_letters")
     message = sessions.consume(b"not json either")
     [record] = caplog.records
     assert record.levelno == logging.DEBUG

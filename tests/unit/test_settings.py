@@ -10,6 +10,7 @@ from stream_app.kafka_security import SaslMechanism, SecurityProtocol
 from stream_app.settings import (
     ENV_DEFAULTS,
     LogFormat,
+    OnProcessingError,
     ProcessingGuarantee,
     Settings,
     SettingsError,
@@ -63,6 +64,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_MAX_BATCH": "50",
         "STREAM_APP_COMMIT_INTERVAL_MS": "250",
         "STREAM_APP_LOG_FORMAT": "json",
+        "STREAM_APP_ON_PROCESSING_ERROR": "stop",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -87,6 +89,7 @@ def test_every_variable_is_read() -> None:
     assert Settings.from_env(settings.to_env()) == settings
     assert (settings.max_batch, settings.commit_interval) == (50, 0.25)
     assert settings.log_format is LogFormat.JSON
+    assert settings.on_processing_error is OnProcessingError.STOP
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -108,6 +111,7 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_SESSION_TIMEOUT", "0", "positive number of seconds"),
         ("STREAM_APP_STANDBY_REPLICAS", "-1", "integer >= 0"),
         ("STREAM_APP_LOG_FORMAT", "xml", "STREAM_APP_LOG_FORMAT='xml': expected one of text, json"),
+        ("STREAM_APP_ON_PROCESSING_ERROR", "ignore", "expected one of dead_letter, stop"),
         ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
         ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
         ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),
