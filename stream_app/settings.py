@@ -33,6 +33,12 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+#: Bounds of STREAM_APP_MAX_SESSION_BYTES: room for a session with a cart, and a record that
+#: still fits the worker's 8 MiB producer requests with room to spare.
+MIN_SESSION_BYTES = 4 * 1024
+MAX_SESSION_BYTES = 4 * 1024 * 1024
+
+
 class OnProcessingError(StrEnum):
     """What the worker does when handling one record raises (a bug, or a record it cannot read)."""
 
@@ -68,6 +74,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_COMMIT_INTERVAL_MS": "",
     "STREAM_APP_LOG_FORMAT": LogFormat.TEXT.value,
     "STREAM_APP_ON_PROCESSING_ERROR": OnProcessingError.DEAD_LETTER.value,
+    "STREAM_APP_MAX_SESSION_BYTES": str(512 * 1024),
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -112,6 +119,8 @@ class Settings:
     log_format: LogFormat = LogFormat.TEXT
     #: A record whose handling raises: dead-lettered as `processing_error`, or the worker stops.
     on_processing_error: OnProcessingError = OnProcessingError.DEAD_LETTER
+    #: The largest a session may be, stored (msgpack) and as a snapshot (JSON), in bytes.
+    max_session_bytes: int = 512 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +182,12 @@ class Settings:
             ),
             log_format=LogFormat(log_format),
             on_processing_error=OnProcessingError(on_error),
+            max_session_bytes=_bytes_between(
+                "STREAM_APP_MAX_SESSION_BYTES",
+                get("STREAM_APP_MAX_SESSION_BYTES"),
+                MIN_SESSION_BYTES,
+                MAX_SESSION_BYTES,
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -200,6 +215,7 @@ class Settings:
             ),
             "STREAM_APP_LOG_FORMAT": self.log_format.value,
             "STREAM_APP_ON_PROCESSING_ERROR": self.on_processing_error.value,
+            "STREAM_APP_MAX_SESSION_BYTES": str(self.max_session_bytes),
         }
 
     def describe(self) -> dict[str, str]:
@@ -296,4 +312,14 @@ def _count(name: str, raw: str) -> int:
         raise SettingsError(f"{name}={raw!r}: expected an integer >= 0") from None
     if value < 0:
         raise SettingsError(f"{name}={raw!r}: expected an integer >= 0")
+    return value
+
+
+def _bytes_between(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r}: expected a number of bytes from {low} to {high}")
     return value

@@ -23,6 +23,7 @@ from stream_app.domain.events import (
     SessionPatch,
     UpdateEvent,
 )
+from stream_app.domain.limits import session_too_large
 from stream_app.domain.outcomes import Applied, Rejected, RejectionCode, Skipped
 from stream_app.domain.outputs import CartItem, CustomerSession, SessionStatus, Transition
 from stream_app.domain.pricing import cart_total, unit_price
@@ -78,5 +79,6 @@ __all__ = [
     "is_held",
     "profile_key",
     "published_snapshot",
+    "session_too_large",
     "unit_price",
 ]

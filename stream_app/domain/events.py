@@ -24,6 +24,10 @@ ProfileId = Annotated[str, Meta(max_length=1000)]
 Code = Annotated[str, Meta(max_length=100)]
 Identifier = Annotated[str, Meta(min_length=1, max_length=1000)]
 Sku = Annotated[str, Meta(min_length=1, max_length=1000)]
+#: Free text of a cart item (name, category).
+ItemText = Annotated[str, Meta(max_length=1000)]
+#: A key of attributes (session and cart item), discounts and additional costs.
+MapKey = Annotated[str, Meta(max_length=255)]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_CART_QUANTITY)]
 RequestedState = Literal["open", "closed", "cancelled"]
 
@@ -42,14 +46,14 @@ class CartItemInput(Struct, frozen=True, gc=False, rename="camel"):
     sku: Sku
     quantity: Quantity
     price: NonNegative
-    name: str | UnsetType = UNSET
-    category: str | UnsetType = UNSET
+    name: ItemText | UnsetType = UNSET
+    category: ItemText | UnsetType = UNSET
     weight: NonNegative | UnsetType = UNSET
     height: NonNegative | UnsetType = UNSET
     width: NonNegative | UnsetType = UNSET
     length: NonNegative | UnsetType = UNSET
-    attributes: dict[str, Any] | UnsetType = UNSET
-    additional_costs: dict[str, AdditionalCost] | UnsetType = UNSET
+    attributes: dict[MapKey, Any] | UnsetType = UNSET
+    additional_costs: dict[MapKey, AdditionalCost] | UnsetType = UNSET
 
 
 class SessionPatch(Struct, frozen=True, gc=False, rename="camel"):
@@ -61,8 +65,8 @@ class SessionPatch(Struct, frozen=True, gc=False, rename="camel"):
     state: RequestedState | UnsetType = UNSET
     cart_items: Annotated[list[CartItemInput], Meta(max_length=MAX_CART_ITEMS)] | UnsetType = UNSET
     identifiers: Annotated[list[Identifier], Meta(max_length=MAX_IDENTIFIERS)] | UnsetType = UNSET
-    attributes: dict[str, Any] | UnsetType = UNSET
-    discounts: dict[str, float] | UnsetType = UNSET
+    attributes: dict[MapKey, Any] | UnsetType = UNSET
+    discounts: dict[MapKey, float] | UnsetType = UNSET
 
 
 class ReturnLine(Struct, frozen=True, gc=False):

@@ -19,6 +19,7 @@ RejectionCode = Literal[
     "invalid_transition",
     "session_locked",
     "invalid_return",
+    "session_too_large",
     "invalid_internal_record",
     "processing_error",
 ]

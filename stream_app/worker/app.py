@@ -23,13 +23,14 @@ from stream_app.worker.overrides.tables import TableWriter
 from stream_app.worker.overrides.transactions import Checkpoint, SourcePartitionTransactionManager
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
-from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES
+from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, session_record_limit
 from stream_app.worker.web import register_views
 
 #: Changelog topics are compacted (Faust's default); these let the log cleaner keep up, so a
 #: restore reads about one record per live key rather than one per write: segments roll
 #: every 64 MiB or 10 minutes (only closed segments are compacted) and are compacted once a
 #: tenth of them is overwritten keys.
+#: Their record limit is set as for the output topics (topics.session_record_limit).
 CHANGELOG_CONFIGS = {
     "segment.bytes": str(64 * 1024 * 1024),
     "segment.ms": str(10 * 60 * 1000),
@@ -168,7 +169,10 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
             partitions=partitions,
             key_type=bytes,
             value_type=bytes,
-            extra_topic_configs=CHANGELOG_CONFIGS,
+            extra_topic_configs={
+                **CHANGELOG_CONFIGS,
+                "max.message.bytes": str(session_record_limit(settings)),
+            },
             options=ROCKSDB_OPTIONS,
         )
 

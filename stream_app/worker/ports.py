@@ -112,7 +112,8 @@ class BatchState(Generic[V]):
         self._decode = decode
         self._encode = encode
         self._values: dict[str, V | None] = {}
-        self._changed: dict[str, None] = {}  # insertion-ordered set
+        # Insertion-ordered: each changed key, with its value's bytes when the caller had them.
+        self._changed: dict[str, bytes | None] = {}
 
     def get(self, key: str) -> V | None:
         """The key's value: the batch's latest, else the table's."""
@@ -124,12 +125,18 @@ class BatchState(Generic[V]):
             self._values[key] = value
             return value
 
-    def put(self, key: str, value: V) -> None:
-        """Set the key's value for the rest of the batch; returned by `changes`."""
+    def put(self, key: str, value: V, encoded: bytes | None = None) -> None:
+        """Set the key's value for the rest of the batch; returned by `changes`.
+
+        `encoded`, when given, is `value` already encoded (it is not encoded again).
+        """
         self._values[key] = value
-        self._changed[key] = None
+        self._changed[key] = encoded
 
     def changes(self) -> list[tuple[str, bytes]]:
         """Each changed key once (in the order first changed), with its encoded value."""
         encode, values = self._encode, self._values
-        return [(key, encode(values[key])) for key in self._changed]  # type: ignore[arg-type]
+        return [
+            (key, encode(values[key]) if encoded is None else encoded)  # type: ignore[arg-type]
+            for key, encoded in self._changed.items()
+        ]

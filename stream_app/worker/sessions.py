@@ -25,6 +25,7 @@ from stream_app.domain import (
     encode_stored,
     profile_key,
     published_snapshot,
+    session_too_large,
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import ProcessingGuarantee, Settings
@@ -116,6 +117,16 @@ class SessionProcessor:
             case Rejected() as rejected:
                 self.dead_letters.reject(rejected, message, outbox)
             case Applied() as applied:
+                stored = encode_stored(applied.stored)
+                snapshot = None if applied.snapshot is None else encode_json(applied.snapshot)
+                # A held snapshot is released later as the session is now: measure that.
+                shown = snapshot if snapshot is not None else encode_json(applied.stored.session)
+                too_large = session_too_large(
+                    len(stored), len(shown), self.settings.max_session_bytes
+                )
+                if too_large is not None:
+                    self.dead_letters.reject(too_large, message, outbox)
+                    return
                 key_bytes = decoded.integration_id.encode()
                 if applied.claim is not None:
                     outbox.send(
@@ -132,11 +143,10 @@ class SessionProcessor:
                         key=key_bytes,
                         value=encode_json(applied.transition),
                     )
-                snapshot = None if applied.snapshot is None else encode_json(applied.snapshot)
                 if snapshot is not None:
                     outbox.send(self.settings.output_topic, key=key_bytes, value=snapshot)
                 # Last: a record whose handling raised above changed neither state nor counts.
-                sessions.put(decoded.integration_id, applied.stored)
+                sessions.put(decoded.integration_id, applied.stored, stored)
                 self.metrics.applied += 1
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1

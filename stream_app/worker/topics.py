@@ -12,11 +12,25 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from stream_app.settings import Settings
+from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES
 
 log = logging.getLogger(__name__)
 
 #: Largest dead-letter record: a 1 MiB value of control characters is 6 MiB as JSON text.
 DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Room above a session's bytes for its key (at most 4,000 bytes), headers and batch framing.
+RECORD_HEADROOM = 64 * 1024
+
+
+def session_record_limit(settings: Settings) -> int:
+    """`max.message.bytes` of the topics whose records hold sessions or batches of them.
+
+    A record batch the worker writes holds up to MAX_RECORD_BATCH_BYTES of records, or one
+    record larger than that; a session record is at most `max_session_bytes` plus its key.
+    """
+    return max(MAX_RECORD_BATCH_BYTES, settings.max_session_bytes) + RECORD_HEADROOM
+
+
 #: How long to wait for newly created topics to show their partitions.
 METADATA_TIMEOUT_SECONDS = 30.0
 
@@ -52,15 +66,19 @@ async def ensure_topics(settings: Settings) -> int:
         partitions = (await _partition_counts(admin, [settings.input_topic]))[settings.input_topic]
         # Outputs share the input's key and partition count so that a session's snapshot,
         # transition and rejection land on the partition its events came from.
+        # Explicit record limits, not the broker's default: a session up to its limit
+        # (STREAM_APP_MAX_SESSION_BYTES) always fits the topics it is written to.
+        limit = session_record_limit(settings)
         specs = [
-            TopicSpec(settings.output_topic, partitions, compacted=True),
-            TopicSpec(settings.transitions_topic, partitions),
+            TopicSpec(settings.output_topic, partitions, compacted=True, max_message_bytes=limit),
+            TopicSpec(settings.transitions_topic, partitions, max_message_bytes=limit),
             # A dead-letter record carries the rejected value as JSON text or base64, which can
             # be several times the size of the largest record the input topic accepts.
             TopicSpec(settings.dlq_topic, partitions, max_message_bytes=DLQ_MAX_MESSAGE_BYTES),
-            TopicSpec(settings.claims_topic, partitions),
-            TopicSpec(settings.verdicts_topic, partitions),
-            TopicSpec(settings.rekeyed_topic, partitions),
+            TopicSpec(settings.claims_topic, partitions, max_message_bytes=limit),
+            TopicSpec(settings.verdicts_topic, partitions, max_message_bytes=limit),
+            # A re-keyed event is an input record as it arrived, plus three small headers.
+            TopicSpec(settings.rekeyed_topic, partitions, max_message_bytes=DLQ_MAX_MESSAGE_BYTES),
         ]
         await _create_missing(admin, specs, replication)
         counts = await _partition_counts(

@@ -58,6 +58,14 @@ async def test_hostile_records_end_as_outputs_or_dead_letters_and_the_worker_liv
          ("dead", "key_mismatch", long_key.decode())),
         (settings.input_topic, nul_bidi.encode(), event("e-nul", nul_bidi), None,
          ("snapshot", nul_bidi)),
+        # A session grown past STREAM_APP_MAX_SESSION_BYTES (512 KiB): the third 200 kB
+        # attribute is refused, and the session goes on from its previous state.
+        *[(settings.input_topic, b"big", event(f"e-big{n}", "big", session={
+            "attributes": {f"a{n}": "x" * 200_000}}), None,
+           ("dead", "session_too_large", "big") if n == 3 else ("snapshot", "big"))
+          for n in (1, 2, 3)],
+        (settings.input_topic, b"big", event("e-big4", "big", session={"coupon": "AFTER"}),
+         None, ("snapshot", "big")),
         # On the re-keyed topic, malformed provenance headers are ignored.
         (settings.rekeyed_topic, b"r1", b"[]", FORGED_BAD_PARTITION,
          ("dead", "malformed_json", "r1")),
@@ -117,5 +125,9 @@ async def test_hostile_records_end_as_outputs_or_dead_letters_and_the_worker_liv
         if outcome[0] == "snapshot":
             assert outcome[1] in produced
     assert "after" in produced
+    [*_, (_, big)] = [(k, v) for k, v in snapshots if k == "big"]
+    assert (big["coupon"], sorted(big["attributes"]), big["updateCount"]) == (
+        "AFTER", ["a1", "a2"], 3,
+    )  # fmt: skip
     assert worker.alive
     assert worker.process.pid == pid

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,8 +92,17 @@ async def test_sessions_need_the_token_on_every_worker_and_are_never_cached(
         what="every session answered through worker a",
     )
     # Some of those keys live on b: the answer was forwarded with the token.
+    # The table shows a session before its transaction commits (exactly_once): wait until a
+    # read_committed reader sees every snapshot, then look at where they are.
+    records: list[Any] = []
+
+    async def all_snapshots_committed() -> bool:
+        nonlocal records
+        records = await read_all(bootstrap, settings.output_topic)
+        return len(records) >= len(keys)
+
+    await wait_until(all_snapshots_committed, timeout=60, what="every snapshot committed")
     partitions_of_b = set(_active(b)[settings.input_topic])
-    records = await read_all(bootstrap, settings.output_topic)
     assert {r.partition for r in records} & partitions_of_b
 
     for worker in (a, b):

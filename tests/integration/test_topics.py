@@ -60,6 +60,13 @@ async def test_missing_topics_are_created_with_partitions_and_cleanup_policy(
     assert described[settings.dlq_topic][2] == str(DLQ_MAX_MESSAGE_BYTES)
     for name in (settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic):
         assert described[name][0] == 5
+    # Explicit record limits that fit a session of the largest allowed size (512 KiB default)
+    # plus its key, whatever the broker's default.
+    session_topics = (settings.output_topic, settings.transitions_topic,
+                      settings.claims_topic, settings.verdicts_topic)  # fmt: skip
+    for name in session_topics:
+        assert int(described[name][2]) >= settings.max_session_bytes + 4000
+    assert described[settings.rekeyed_topic][2] == str(DLQ_MAX_MESSAGE_BYTES)
 
 
 async def test_existing_input_topic_is_used_as_it_is(

@@ -17,6 +17,7 @@ from stream_app.domain import (
     decode_rejection,
     decode_stored,
     encode_claim,
+    session_too_large,
 )
 from stream_app.settings import OnProcessingError
 from stream_app.worker import sessions as sessions_module
@@ -294,3 +295,49 @@ def test_arbitrary_records_never_raise_and_each_ends_as_output_or_dead_letter(
     )  # fmt: skip
     assert outcomes == len(batch)
     assert metrics.events_consumed == sum(1 for message in batch if message.topic == INPUT)
+
+
+def test_session_too_large_counts_both_the_stored_and_the_published_form() -> None:
+    assert session_too_large(4096, 4096, 4096) is None
+    stored = session_too_large(4097, 10, 4096)
+    assert stored is not None
+    assert stored.code == "session_too_large"
+    assert "4,097 bytes stored, over the limit of 4,096" in stored.message
+    snapshot = session_too_large(10, 5000, 4096)
+    assert snapshot is not None
+    assert "5,000 bytes as a snapshot" in snapshot.message
+
+
+def test_an_event_that_grows_a_session_past_the_limit_is_rejected_and_changes_nothing() -> None:
+    sessions = Sessions(settings=replace(SETTINGS, max_session_bytes=8192))
+    sessions.consume(_event("e1", attributes={"a": "x" * 3000}))
+    sessions.consume(_event("e2", attributes={"b": "y" * 3000}))
+    before = sessions.table.rows[KEY]
+    sessions.producer.sent.clear()
+
+    too_big = _event("e3", attributes={"c": "z" * 3000}, state="closed")
+    sessions.consume(too_big)
+    [dead] = sessions.producer.sent  # no snapshot, no transition
+    assert dead.topic == DLQ
+    rejection = decode_rejection(dead.value)
+    assert rejection.error.code == "session_too_large"
+    assert rejection.event == too_big.decode()
+    assert sessions.table.rows[KEY] == before
+    assert sessions.metrics.rejected == {"session_too_large": 1}
+
+    # The session goes on from its previous state; the refused event is not remembered.
+    sessions.consume(_event("e3", attributes={"c": "small"}))
+    stored = decode_stored(sessions.table.rows[KEY])
+    assert sorted(stored.session.attributes) == ["a", "b", "c"]
+    assert "e3" in stored.recent_event_ids
+
+
+def test_a_held_session_is_measured_as_the_snapshot_it_will_release() -> None:
+    # Control characters take 6 bytes each in JSON and 1 in msgpack: the held session's
+    # stored form fits, the snapshot its verdict would release does not.
+    sessions = Sessions(settings=replace(SETTINGS, max_session_bytes=8192))
+    sessions.consume(_event("e1", profileId="p1", attributes={"a": "\x01" * 1000}))
+    assert sessions.producer.to(DLQ) == []
+    sessions.consume(_event("e2", attributes={"b": "\x01" * 1000}))
+    [dead] = sessions.producer.to(DLQ)
+    assert "as a snapshot" in decode_rejection(dead.value).error.message

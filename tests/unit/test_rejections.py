@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, get_args
 
 import msgspec
 import pytest
 
-from stream_app.domain import Applied, Rejected, decode_event, encode_stored
+from stream_app.domain import Applied, Rejected, RejectionCode, decode_event, encode_stored
 
 from .builders import CART, apply_all, envelope, give_back, outcome, raw, update
 
@@ -313,3 +315,35 @@ def test_envelope_builder_sanity() -> None:
     assert not isinstance(
         decode_event(raw(envelope("x", "update", "2026-01-01T00:00:00Z", session={}))), Rejected
     )
+
+
+def test_every_rejection_code_is_in_the_contract_table() -> None:
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text()
+    table = contract.split("### Error codes", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == set(get_args(RejectionCode))
+
+
+def _item(**fields: Any) -> dict[str, Any]:
+    return {"cartItems": [{"sku": "A", "quantity": 1, "price": 1.0, **fields}]}
+
+
+@pytest.mark.parametrize(
+    ("session_of", "limit", "path"),
+    [
+        (lambda text: _item(name=text), 1000, "$.session.cartItems[0].name"),
+        (lambda text: _item(category=text), 1000, "$.session.cartItems[0].category"),
+        (lambda text: {"attributes": {text: 1}}, 255, "`key` in `$.session.attributes`"),
+        (lambda text: {"discounts": {text: 1.0}}, 255, "`key` in `$.session.discounts`"),
+        (lambda text: _item(attributes={text: 1}), 255,
+         "`key` in `$.session.cartItems[0].attributes`"),
+        (lambda text: _item(additionalCosts={text: {"price": 1.0}}), 255,
+         "`key` in `$.session.cartItems[0].additionalCosts`"),
+    ],
+)  # fmt: skip
+def test_unbounded_strings_of_an_event_are_bounded(session_of: Any, limit: int, path: str) -> None:
+    rejected = decode_event(raw(update("e1", **session_of("x" * (limit + 1)))))
+    assert isinstance(rejected, Rejected)
+    assert rejected.code == "invalid_event"
+    assert path in rejected.message
+    assert not isinstance(decode_event(raw(update("e1", **session_of("x" * limit)))), Rejected)

@@ -65,6 +65,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_COMMIT_INTERVAL_MS": "250",
         "STREAM_APP_LOG_FORMAT": "json",
         "STREAM_APP_ON_PROCESSING_ERROR": "stop",
+        "STREAM_APP_MAX_SESSION_BYTES": "65536",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -90,6 +91,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.max_batch, settings.commit_interval) == (50, 0.25)
     assert settings.log_format is LogFormat.JSON
     assert settings.on_processing_error is OnProcessingError.STOP
+    assert settings.max_session_bytes == 65536
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -112,6 +114,8 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_STANDBY_REPLICAS", "-1", "integer >= 0"),
         ("STREAM_APP_LOG_FORMAT", "xml", "STREAM_APP_LOG_FORMAT='xml': expected one of text, json"),
         ("STREAM_APP_ON_PROCESSING_ERROR", "ignore", "expected one of dead_letter, stop"),
+        ("STREAM_APP_MAX_SESSION_BYTES", "100", "bytes from 4096 to 4194304"),
+        ("STREAM_APP_MAX_SESSION_BYTES", "1MB", "bytes from 4096 to 4194304"),
         ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
         ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
         ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),
