@@ -217,7 +217,7 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
     uvloop.install()
     # Imported here so that the other commands do not pay for importing Faust.
     from stream_app.worker.app import create_worker
-    from stream_app.worker.overrides.membership import leave_group
+    from stream_app.worker.overrides.membership import leave_group, log_kept_membership
     from stream_app.worker.overrides.transactions import Checkpoint
 
     worker = create_worker(settings, settings.partitions if partitions is None else partitions)
@@ -230,8 +230,11 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
         worker.app.main()
     finally:
         if stopped_cleanly:
-            # A static member never leaves by itself (membership.py).
-            asyncio.run(leave_group(settings))
+            if settings.leave_group_on_stop:
+                # A static member never leaves by itself (membership.py).
+                asyncio.run(leave_group(settings))
+            else:
+                log_kept_membership(settings)
 
 
 # ------------------------------------------------------------------------------------ config

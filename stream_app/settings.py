@@ -75,6 +75,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_LOG_FORMAT": LogFormat.TEXT.value,
     "STREAM_APP_ON_PROCESSING_ERROR": OnProcessingError.DEAD_LETTER.value,
     "STREAM_APP_MAX_SESSION_BYTES": str(512 * 1024),
+    "STREAM_APP_LEAVE_GROUP_ON_STOP": "false",
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -121,6 +122,9 @@ class Settings:
     on_processing_error: OnProcessingError = OnProcessingError.DEAD_LETTER
     #: The largest a session may be, stored (msgpack) and as a snapshot (JSON), in bytes.
     max_session_bytes: int = 512 * 1024
+    #: Leave the consumer group after a clean stop (scale-down), instead of keeping the static
+    #: membership for a restart under the same instance id (rolling upgrade: no rebalance).
+    leave_group_on_stop: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +192,9 @@ class Settings:
                 MIN_SESSION_BYTES,
                 MAX_SESSION_BYTES,
             ),
+            leave_group_on_stop=_boolean(
+                "STREAM_APP_LEAVE_GROUP_ON_STOP", get("STREAM_APP_LEAVE_GROUP_ON_STOP")
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -216,6 +223,7 @@ class Settings:
             "STREAM_APP_LOG_FORMAT": self.log_format.value,
             "STREAM_APP_ON_PROCESSING_ERROR": self.on_processing_error.value,
             "STREAM_APP_MAX_SESSION_BYTES": str(self.max_session_bytes),
+            "STREAM_APP_LEAVE_GROUP_ON_STOP": str(self.leave_group_on_stop).lower(),
         }
 
     def describe(self) -> dict[str, str]:
@@ -323,3 +331,10 @@ def _bytes_between(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise SettingsError(f"{name}={raw!r}: expected a number of bytes from {low} to {high}")
     return value
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return value == "true"

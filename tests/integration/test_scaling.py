@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -104,8 +105,10 @@ async def test_restart_keeps_state_and_empty_data_dir_restores_from_changelog(
     await read_until(bootstrap, settings.output_topic, lambda rs: len(rs) >= 100)
     restarted.stop()
 
-    # Empty data directory: everything comes back from the changelog topic.
-    restored = start_worker(settings=settings)
+    # Empty data directory: everything comes back from the changelog topic. The same instance
+    # id, as a pod that lost its volume: the stopped worker is still the group's static member.
+    same_member = replace(settings, instance_id=restarted.settings.group_instance_id)
+    restored = start_worker(settings=same_member)
     assert restored.settings.data_dir != settings.data_dir
     for sid, _ in first_batch:
         status, body = restored.get(f"/sessions/{sid}")

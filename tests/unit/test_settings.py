@@ -66,6 +66,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_LOG_FORMAT": "json",
         "STREAM_APP_ON_PROCESSING_ERROR": "stop",
         "STREAM_APP_MAX_SESSION_BYTES": "65536",
+        "STREAM_APP_LEAVE_GROUP_ON_STOP": "true",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -92,6 +93,7 @@ def test_every_variable_is_read() -> None:
     assert settings.log_format is LogFormat.JSON
     assert settings.on_processing_error is OnProcessingError.STOP
     assert settings.max_session_bytes == 65536
+    assert settings.leave_group_on_stop is True
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -116,6 +118,7 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_ON_PROCESSING_ERROR", "ignore", "expected one of dead_letter, stop"),
         ("STREAM_APP_MAX_SESSION_BYTES", "100", "bytes from 4096 to 4194304"),
         ("STREAM_APP_MAX_SESSION_BYTES", "1MB", "bytes from 4096 to 4194304"),
+        ("STREAM_APP_LEAVE_GROUP_ON_STOP", "yes", "expected true or false"),
         ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
         ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
         ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),

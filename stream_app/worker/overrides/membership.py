@@ -1,12 +1,15 @@
 """Leaving the consumer group after a clean stop, as the static member the worker is.
 
 The worker joins its group with a static instance id (`Settings.group_instance_id`), so that a
-worker killed and started again gets its partitions back without a rebalance. A static member
-never leaves its group by itself: the Kafka client sends no LeaveGroup for it, and the group
-would keep its partitions for it, unprocessed, until its session times out. After a clean stop
-(SIGTERM: last commit done) the worker therefore removes itself explicitly, with LeaveGroup v3
-naming its instance id (KIP-345), so the other workers take its partitions at once. aiokafka
-only knows LeaveGroup v0-v1, hence the request class below.
+worker stopped or killed and started again gets its partitions back without a rebalance. A
+static member never leaves its group by itself: the Kafka client sends no LeaveGroup for it,
+and the group keeps its partitions for it, unprocessed, until its session times out. That is
+what a rolling upgrade wants (Kafka Streams' convention for static members): a clean stop
+keeps the membership, and the restarted worker takes its partitions back at once, with no
+partition moving anywhere. For a scale-down, where the worker is not coming back,
+`STREAM_APP_LEAVE_GROUP_ON_STOP=true` makes it remove itself after a clean stop (SIGTERM: last
+commit done), with LeaveGroup v3 naming its instance id (KIP-345), so the other workers take
+its partitions at once. aiokafka only knows LeaveGroup v0-v1, hence the request class below.
 """
 
 from __future__ import annotations
@@ -65,6 +68,18 @@ class _StaticLeaveGroup(Request[_LeaveGroupRequestV3]):  # type: ignore[misc]
     def build(self, request_struct_class: type[_LeaveGroupRequestV3]) -> _LeaveGroupRequestV3:
         # An empty member id: the coordinator finds the member by its instance id.
         return request_struct_class(self.group_id, [("", self.instance_id)])
+
+
+def log_kept_membership(settings: Settings) -> None:
+    """Say that a cleanly stopped worker stays in its group, and for how long."""
+    log.info(
+        "stopped; still a member of group %s as %s for %g s: started again under that id "
+        "within that time it takes its partitions back without a rebalance "
+        "(STREAM_APP_LEAVE_GROUP_ON_STOP=true leaves the group at once instead)",
+        settings.app_id,
+        settings.group_instance_id,
+        settings.session_timeout,
+    )
 
 
 async def leave_group(settings: Settings, timeout: float = LEAVE_TIMEOUT) -> bool:
