@@ -217,24 +217,15 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
     uvloop.install()
     # Imported here so that the other commands do not pay for importing Faust.
     from stream_app.worker.app import create_worker
-    from stream_app.worker.overrides.membership import leave_group, log_kept_membership
-    from stream_app.worker.overrides.transactions import Checkpoint
 
     worker = create_worker(settings, settings.partitions if partitions is None else partitions)
-    stopped_cleanly: list[bool] = []
-    Checkpoint.of(worker.app).on_clean_stop.append(lambda: stopped_cleanly.append(True))
     # Faust's --quiet: no start-up banner on stdout between the JSON lines.
     quiet = ["--quiet"] if settings.log_format is LogFormat.JSON else []
     sys.argv = ["stream-app", *quiet, "worker", *args]
     try:
         worker.app.main()
     finally:
-        if stopped_cleanly:
-            if settings.leave_group_on_stop:
-                # A static member never leaves by itself (membership.py).
-                asyncio.run(leave_group(settings))
-            else:
-                log_kept_membership(settings)
+        worker.after_stop()
 
 
 # ------------------------------------------------------------------------------------ config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,23 @@ from stream_app.worker.metrics import Metrics
 from stream_app.worker.observe import observe
 from stream_app.worker.overrides import check_faust_version
 from stream_app.worker.overrides.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
+from stream_app.worker.overrides.checkpoint import Checkpoint
 from stream_app.worker.overrides.local_state import protect_local_state
+from stream_app.worker.overrides.membership import (
+    StaticMemberAssignor,
+    leave_group,
+    log_kept_membership,
+)
 from stream_app.worker.overrides.recovery import StreamTableManager
 from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES
-from stream_app.worker.overrides.tables import TableWriter
-from stream_app.worker.overrides.transactions import Checkpoint, SourcePartitionTransactionManager
+from stream_app.worker.overrides.tables import LocalTable
+from stream_app.worker.overrides.transactions import SourcePartitionTransactionManager
+from stream_app.worker.overrides.writers import (
+    AtLeastOnceWriter,
+    ChangelogOffsets,
+    ExactlyOnceWriter,
+    GuaranteeWriter,
+)
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, session_record_limit
@@ -66,6 +79,9 @@ class StreamApp(faust.App):
     batched_topics: frozenset[str] = frozenset()
     #: The most records in one batch.
     max_batch: int = DEFAULT_MAX_BATCH
+    #: The worker's settings and its commit (set by create_worker).
+    settings: Settings
+    checkpoint: Checkpoint
 
     async def on_first_start(self) -> None:
         """Before any table opens: local tables left by a crashed run are dropped and rebuilt."""
@@ -86,6 +102,16 @@ class Worker:
     settings: Settings
     sessions: SessionProcessor
     profiles: ProfileProcessor
+
+    def after_stop(self) -> None:
+        """Once Faust's worker has returned: leave the group if so configured and clean."""
+        if not self.app.checkpoint.stopped_cleanly:
+            return
+        if self.settings.leave_group_on_stop:
+            # A static member never leaves by itself (membership.py).
+            asyncio.run(leave_group(self.settings))
+        else:
+            log_kept_membership(self.settings)
 
 
 def create_worker(settings: Settings, partitions: int) -> Worker:
@@ -142,6 +168,8 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES,
         # Recovery that restores every committed changelog record (see recovery.py).
         TableManager=StreamTableManager,
+        # A static member restarted under another address (membership.py).
+        PartitionAssignor=StaticMemberAssignor,
         # Read by Faust's worker when it sets up logging: Faust's own lines take it too.
         logging_config=logging_config(settings.log_format),
     )
@@ -193,22 +221,33 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
 
     metrics: Metrics = app.metrics
     observe(app, settings, metrics)
-    # The processors read and write the tables a batch at a time, and send a batch's records
-    # with its table changes (overrides/tables.py).
+    # The guarantee is chosen here, once: its writer writes every batch and its commit
+    # commits them (overrides/writers.py, overrides/checkpoint.py).
+    changelog = ChangelogOffsets()
+    writer: GuaranteeWriter
+    if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
+        writer = ExactlyOnceWriter(app, changelog)
+    else:
+        writer = AtLeastOnceWriter(app, changelog)
+    app.settings = settings
+    app.checkpoint = checkpoint = Checkpoint(app, writer)
+    sessions_store, profiles_store = LocalTable(sessions_table), LocalTable(profiles_table)
     sessions = SessionProcessor(
-        settings=settings, table=TableWriter(app, sessions_table), metrics=metrics
+        settings=settings,
+        table=sessions_store,
+        writer=writer.for_table(sessions_store),
+        metrics=metrics,
     )
     profiles = ProfileProcessor(
         settings=settings,
-        table=TableWriter(app, profiles_table),
+        table=profiles_store,
+        writer=writer.for_table(profiles_store),
         metrics=metrics,
         partitions=partitions,
     )
 
     # concurrency=1 keeps each partition's events in order, as the contract requires.
-    # The checkpoint keeps commits out of the middle of an event (docs/design.md).
-    checkpoint = Checkpoint.of(app)
-
+    # The checkpoint keeps commits out of the middle of a batch (overrides/checkpoint.py).
     @app.agent(session_inbox, concurrency=1, name="sessions")
     async def process_sessions(stream: StreamT[bytes]) -> None:
         async for event in stream.events():

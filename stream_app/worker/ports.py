@@ -1,8 +1,8 @@
-"""What the agents' bodies use of Faust: a consumed message, a table, and an outbox.
+"""What the agents' bodies use of Faust: a consumed message, a table, an outbox, a writer.
 
 Small types, so that `SessionProcessor` and `ProfileProcessor` can be read without Faust and
-tested with in-memory fakes. In the worker, Faust's messages and `overrides.tables.TableWriter`
-fill them.
+tested with in-memory fakes. In the worker, Faust's messages, `overrides.tables.LocalTable` and
+the guarantee's writer (`overrides.writers`) fill them.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ class Outbox:
         partition: int | None = None,
         headers: Headers | None = None,
     ) -> None:
-        """Add a record; it leaves with the batch's others (Table.write_batch)."""
+        """Add a record; it leaves with the batch's others (BatchWriter.write)."""
         self.records.append(OutputRecord(topic, key, value, partition, headers))
 
 
 class Table(Protocol):
-    """A table of bytes, read and written by whole batches of one partition.
+    """A table of bytes, read by whole batches of one partition.
 
     In the worker: RocksDB, one database per partition, and a changelog topic
     (stream_app/worker/overrides/tables.py).
@@ -57,7 +57,15 @@ class Table(Protocol):
     def lookup(self, key: str) -> bytes | None:
         """The stored value of `key` in whichever local partition holds it."""
 
-    async def write_batch(
+
+class BatchWriter(Protocol):
+    """The unit of work of one handled batch: its records and its table's changes, written.
+
+    In the worker, the guarantee's writer bound to the processor's table
+    (stream_app/worker/overrides/writers.py).
+    """
+
+    async def write(
         self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
     ) -> None:
         """Send the batch's records, then store `changes` locally and in the changelog.

@@ -12,7 +12,7 @@ from stream_app.domain import Rejected, decide_claim, decode_claim, encode_verdi
 from stream_app.settings import Settings
 from stream_app.worker.dead_letters import DeadLetters
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import BatchState, Headers, Message, Outbox, Table
+from stream_app.worker.ports import BatchState, BatchWriter, Headers, Message, Outbox, Table
 from stream_app.worker.sessions import SESSION_PARTITION_HEADER
 
 
@@ -22,6 +22,7 @@ class ProfileProcessor:
 
     settings: Settings
     table: Table
+    writer: BatchWriter
     metrics: Metrics
     #: Partitions of the verdicts topic (the same as every topic of the worker's).
     partitions: int
@@ -37,7 +38,7 @@ class ProfileProcessor:
     async def handle_batch(self, messages: Sequence[Message]) -> None:
         """Decide consecutive claims of one partition in order, then send and store.
 
-        The verdicts leave together, before the owners are stored (Table.write_batch).
+        The verdicts leave together, before the owners are stored (BatchWriter.write).
         """
         if not messages:
             return
@@ -51,7 +52,7 @@ class ProfileProcessor:
                 self._decide(message, owners, outbox)
             except Exception as exc:
                 self.dead_letters.failed(exc, message, outbox, sent_before)
-        await self.table.write_batch(last, outbox, owners.changes())
+        await self.writer.write(last, outbox, owners.changes())
 
     def _decide(self, message: Message, owners: BatchState[str], outbox: Outbox) -> None:
         try:

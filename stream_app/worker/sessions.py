@@ -31,7 +31,7 @@ from stream_app.domain import CustomerSession as CustomerSessionT
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.dead_letters import DeadLetters, source_headers
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.ports import BatchState, Message, Outbox, Table
+from stream_app.worker.ports import BatchState, BatchWriter, Message, Outbox, Table
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class SessionProcessor:
 
     settings: Settings
     table: Table
+    writer: BatchWriter
     metrics: Metrics
     dead_letters: DeadLetters = field(init=False)
 
@@ -60,7 +61,7 @@ class SessionProcessor:
 
         Each session is read once and written once per batch (BatchState); the records the
         batch sends are collected in an outbox and leave together, before the table's
-        changes (Table.write_batch).
+        changes (BatchWriter.write).
         """
         if not messages:
             return
@@ -85,7 +86,7 @@ class SessionProcessor:
             except Exception as exc:
                 self.dead_letters.failed(exc, message, outbox, sent_before)
             self.metrics.observe_latency(time.perf_counter() - started)
-        await self.table.write_batch(last, outbox, sessions.changes())
+        await self.writer.write(last, outbox, sessions.changes())
 
     def lookup(self, integration_id: str) -> CustomerSessionT | None:
         """The latest snapshot emitted for a session this worker owns, if any."""

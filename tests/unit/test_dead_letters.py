@@ -198,7 +198,7 @@ def test_a_verdict_the_worker_cannot_read_is_dead_lettered(
 
 def _claim_batch(*messages: Message) -> tuple[FakeTable, Metrics]:
     table, metrics = FakeTable(), Metrics()
-    processor = ProfileProcessor(SETTINGS, table, metrics, partitions=8)
+    processor = ProfileProcessor(SETTINGS, table, table, metrics, partitions=8)
     asyncio.run(processor.handle_batch(list(messages)))
     return table, metrics
 

@@ -64,7 +64,7 @@ class FakeProducer:
 
 @dataclass
 class FakeTable:
-    """A table of bytes in one dict; a written batch's records land on a fake producer."""
+    """A table of bytes in one dict, and its writer: a batch's records land on a fake producer."""
 
     producer: FakeProducer = field(default_factory=FakeProducer)
     rows: dict[str, bytes] = field(default_factory=dict)
@@ -80,7 +80,7 @@ class FakeTable:
     def lookup(self, key: str) -> bytes | None:
         return self.rows.get(key)
 
-    async def write_batch(
+    async def write(
         self, source: Any, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
     ) -> None:
         self.sources.append(source)
@@ -116,7 +116,7 @@ class Sessions:
 
     @property
     def processor(self) -> SessionProcessor:
-        return SessionProcessor(self.settings, self.table, self.metrics)
+        return SessionProcessor(self.settings, self.table, self.table, self.metrics)
 
     def consume(
         self,
@@ -363,7 +363,7 @@ class Profiles:
         return self.table.producer
 
     def claim(self, integration_id: str, partition: bytes | None) -> ProfileVerdict:
-        processor = ProfileProcessor(SETTINGS, self.table, Metrics(), partitions=8)
+        processor = ProfileProcessor(SETTINGS, self.table, self.table, Metrics(), partitions=8)
         claim = ProfileClaim(322, "p1", integration_id)
         headers = None if partition is None else [(SESSION_PARTITION_HEADER, partition)]
         message = Message(SETTINGS.claims_topic, b"322:p1", encode_claim(claim), 0, 0, headers)
@@ -416,7 +416,8 @@ def test_the_records_of_each_handled_batch_are_a_histogram_on_metrics(
 
 def test_the_profile_agent_counts_its_batches_too() -> None:
     metrics = Metrics()
-    processor = ProfileProcessor(SETTINGS, FakeTable(), metrics, partitions=8)
+    table = FakeTable()
+    processor = ProfileProcessor(SETTINGS, table, table, metrics, partitions=8)
     claims = [
         Message(SETTINGS.claims_topic, b"322:p1", encode_claim(ProfileClaim(322, "p1", f"s{n}")))
         for n in range(3)

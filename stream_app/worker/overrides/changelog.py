@@ -12,7 +12,7 @@ it has been acknowledged. A crash then leaves either both, or the outputs withou
 change: the event is applied again and its outputs repeated, which at_least_once allows. The
 commit waits until the queue is empty (see `ChangelogFence.drain`), so a committed offset
 always implies the changelog records of its events. Under exactly_once the transaction makes
-outputs and changelog atomic already, and the fence is not used (tables.py).
+outputs and changelog atomic already, and the fence is not used (writers.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-
-from stream_app.worker.overrides import one_per_app
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +42,6 @@ class ChangelogFence:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
-
-    @classmethod
-    def of(cls, app: Any) -> ChangelogFence:
-        """The app's fence (one per app, created on first use)."""
-        return one_per_app(app, cls)
 
     def track(self, acknowledgements: Iterable[Awaitable[Any]]) -> None:
         """Remember outputs' acknowledgements: later changelog records wait for them."""

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stream_app.worker.overrides.transactions import Checkpoint
+from stream_app.worker.overrides.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 

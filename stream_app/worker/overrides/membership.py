@@ -22,6 +22,8 @@ from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from faust.assignor.client_assignment import ClientMetadata
+from faust.assignor.partition_assignor import PartitionAssignor
 
 from stream_app.settings import Settings
 
@@ -118,3 +120,49 @@ async def _leave(bootstrap: list[str], group: str, instance: str, **client_optio
     failed = [code for code in codes if code not in (0, 25)]
     if failed:
         raise for_code(failed[0])()
+
+
+class StaticMemberAssignor(PartitionAssignor):
+    """Faust's partition assignor, for a static member that comes back under another address.
+
+    A static member that rejoins within its session timeout gets the assignment of its
+    previous run back without a rebalance, and that assignment names the address (web host and
+    port) the previous run advertised. Faust's `PartitionAssignor.on_assignment`
+    (faust/assignor/partition_assignor.py) asserts it is the current one, and the assertion
+    kills the consumer's group coordination: the worker hangs. Here a worker restarted under
+    another address takes the assignment as its own, then leaves the group by its instance
+    id, so the group rebalances and every worker learns the new address (one rebalance, only
+    when the address changed).
+    """
+
+    #: The leave under way, kept so that it is not garbage-collected before it ends.
+    _leaving: asyncio.Future[bool] | None = None
+
+    def on_assignment(self, assignment: Any) -> None:
+        """Faust's, with the previous run's address replaced by the current one."""
+        metadata = ClientMetadata.loads(self._decompress(assignment.user_data))
+        url = str(self._url)
+        if metadata.url != url:
+            log.warning(
+                "assignment made for this instance at %s, now at %s: leaving the group so "
+                "that it rebalances with the new address",
+                metadata.url,
+                url,
+            )
+            previous = metadata.url
+            metadata.url = url
+            # Its own partitions are served here: the routing tables name it by its address.
+            for distribution in (
+                metadata.changelog_distribution,
+                metadata.external_topic_distribution,
+            ):
+                if previous in distribution:
+                    distribution[url] = distribution.pop(previous)
+            assignment = type(assignment)(
+                assignment.version, assignment.assignment, self._compress(metadata.dumps())
+            )
+            app: Any = self.app  # the StreamApp, which holds the settings
+            settings: Settings = app.settings
+            # On the consumer thread's loop, which runs the group coordination calling this.
+            self._leaving = asyncio.ensure_future(leave_group(settings))
+        super().on_assignment(assignment)

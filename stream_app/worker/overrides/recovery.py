@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from time import monotonic
 from typing import Any, cast
 
@@ -349,14 +349,3 @@ class StreamTableManager(TableManager):
         if self._recovery is None:
             self._recovery = ExactRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
-
-    def on_commit(self, offsets: MutableMapping[TP, int]) -> None:
-        """Persist the changelog offsets of every partition whose transaction committed."""
-        if not self.app.in_transaction:
-            super().on_commit(offsets)
-            return
-        committed = {tp.partition for tp in offsets}
-        pending: Mapping[TP, tuple[Any, int]] = self._pending_persisted_offsets
-        for changelog_tp in [tp for tp in pending if tp.partition in committed]:
-            store, offset = self._pending_persisted_offsets.pop(changelog_tp)
-            store.set_persisted_offset(changelog_tp, offset)
