@@ -6,7 +6,8 @@ It consumes the input topic in a consumer group, decodes every record with the p
 msgspec event decoder (the same validation the worker does), and produces one record per input
 record: the decoded event re-encoded as JSON, or a small error record for a rejected one, with
 the input's key. Sends are not awaited one by one: a fetched batch is sent, the acks awaited, and
-offsets are committed every 0.5 s (what the worker's `broker_commit_interval` does). This is what
+offsets are committed every 0.5 s (the worker commits every 100 ms under exactly_once and every
+1 s under at_least_once by default). This is what
 any Kafka consumer-producer in Python pays per record, so the worker's figures are ratios to it.
 
 Prints `ready` once it has its partitions, and one JSON line with its counters on SIGTERM.

@@ -263,6 +263,28 @@ class Report:
                 "  (>: never seen within the run, waited that long; seen/expected leaves out"
                 " snapshots held for a verdict and then replaced)"
             )
+            staged = [lat for lat in self.latency if lat.stages]
+            if staged:
+                out.append("")
+                out.append(
+                    "STAGES  where a record's time goes in the worker (stream_app_stage_seconds),"
+                    " then to the reader; p50 / p99 ms"
+                )
+                names = list(staged[0].stages)
+                out.append(f"  {'run':<16}{'rate/s':>7}" + "".join(f"{n:>15}" for n in names))
+                for lat in staged:
+                    cells = "".join(
+                        f"{_ms(lat.stages[n][0]) + ' / ' + _ms(lat.stages[n][1]):>15}"
+                        for n in names
+                    )
+                    out.append(f"  {lat.name:<16}{lat.rate:>7,.0f}{cells}")
+                out.append(
+                    "  (fetch: producer timestamp -> batch handed over by the consumer; queue: ->"
+                    " the agent takes it; lock: waiting for a commit; apply: the core; write:"
+                    " RocksDB + handed to the producer; deliver: -> acknowledged (at_least_once)"
+                    " or committed (exactly_once); visible: output timestamp -> seen by a"
+                    " read_committed reader)"
+                )
         if self.states:
             out.append("")
             out.append("STATE  sessions table after the throughput run (worker stopped)")
@@ -368,6 +390,10 @@ class Report:
                 "p99_is_lower_bound": lat.is_lower_bound(99),
                 "achieved_rate": round(lat.achieved_rate, 1),
                 "peak_rss_kib": lat.peak_rss_kib,
+                "stages_ms": {
+                    stage: {"p50": _round(_scale(p50), 2), "p99": _round(_scale(p99), 2)}
+                    for stage, (p50, p99) in lat.stages.items()
+                },
                 "ms": {
                     f"p{q}": _round(_scale(lat.percentile(q)), 2) for q in (50, 90, 95, 99, 100)
                 },

@@ -230,6 +230,9 @@ class Latency:
     superseded: int = 0
     #: Expected outputs never seen in time: counted, as lower bounds.
     missing: int = 0
+    #: Per stage of the worker's path (stream_app_stage_seconds) and of the reader's, the
+    #: p50 and p99 in seconds over the records sent after the warm-up (empty for the raw loop).
+    stages: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def percentile(self, q: float, direct: bool = False) -> float | None:
         """The q-th percentile (0..100) of the latencies after the warm-up, in seconds.
@@ -277,6 +280,9 @@ async def run_latency(
             index_of[key] = i
     sent_at = [0.0] * count
     seen: dict[Hashable, float] = {}
+    #: The output record's timestamp: when the worker built the record batch holding it.
+    written_at: dict[Hashable, float] = {}
+    after_warmup: WorkerMetrics | None = None
     await target.prepare()
     target.start()
     await target.wait_ready()
@@ -294,6 +300,7 @@ async def run_latency(
     await consumer.start()
     await producer.start()
     rss: int | None = None
+    at_end: WorkerMetrics | None = None
     try:
         await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(target.visible) or set()
@@ -312,6 +319,7 @@ async def run_latency(
                         key = matcher(message.value or b"")
                         if key is not None and key not in seen:
                             seen[key] = now
+                            written_at[key] = message.timestamp / 1000
                 if len(seen) >= len(index_of):
                     all_seen.set()
 
@@ -321,6 +329,8 @@ async def run_latency(
         wall_start = time.time()
         sent = 0
         while sent < count:
+            if after_warmup is None and loop.time() - started >= warmup:
+                after_warmup = await asyncio.to_thread(target.metrics)
             due = min(count, int((loop.time() - started) * rate) + 1)
             while sent < due:
                 key, value = records[sent]
@@ -338,6 +348,7 @@ async def run_latency(
                 await asyncio.wait_for(all_seen.wait(), 0.5)
         waited_until = time.time()
         rss = peak_rss_kib(target.pid())
+        at_end = await asyncio.to_thread(target.metrics)
         stop.set()
         await watcher
     finally:
@@ -374,6 +385,15 @@ async def run_latency(
             if i not in claiming:
                 direct.append(sample)
     series.sort()
+    stages = worker_stages(after_warmup, at_end)
+    if stages:
+        # The reader's part: from the output record's timestamp to it being seen.
+        visible = sorted(
+            seen[key] - written_at[key]
+            for key, i in index_of.items()
+            if key in seen and sent_at[i] - wall_start >= warmup
+        )
+        stages["visible"] = (_ranked(visible, 0.5), _ranked(visible, 0.99))
     return Latency(
         name=target.name,
         rate=rate,
@@ -390,7 +410,33 @@ async def run_latency(
         peak_rss_kib=rss,
         superseded=superseded,
         missing=missing,
+        stages=stages,
     )
+
+
+#: The worker's stages in order (stream_app_stage_seconds{stage}; see docs/performance.md).
+STAGES = ("fetch", "queue", "lock", "apply", "write", "deliver")
+
+
+def worker_stages(
+    before: WorkerMetrics | None, after: WorkerMetrics | None
+) -> dict[str, tuple[float | None, float | None]]:
+    """p50 and p99 of each worker stage between two scrapes (empty without scrapes)."""
+    if after is None:
+        return {}
+    return {
+        stage: (
+            after.quantile("stream_app_stage_seconds", 0.5, before, stage=stage),
+            after.quantile("stream_app_stage_seconds", 0.99, before, stage=stage),
+        )
+        for stage in STAGES
+    }
+
+
+def _ranked(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
 def _unaccounted(index_of: dict[Hashable, int], seen: dict[Hashable, float]) -> int:

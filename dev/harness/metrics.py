@@ -115,3 +115,38 @@ class WorkerMetrics:
             if cumulative >= q * count:
                 return bound if math.isfinite(bound) else None
         return None
+
+    def quantile(
+        self, name: str, q: float, since: WorkerMetrics | None = None, **labels: str
+    ) -> float | None:
+        """Quantile q of a histogram, interpolated linearly inside its bucket (as Prometheus's
+        histogram_quantile does), over the observations made after the scrape `since`.
+
+        None when nothing was observed; the last finite bound when q falls in +Inf.
+        """
+        wanted = set(labels.items())
+
+        def cumulative(scrape: WorkerMetrics | None) -> dict[float, float]:
+            found: dict[float, float] = {}
+            if scrape is None:
+                return found
+            for (sample, sample_labels), value in scrape.samples.items():
+                if sample == f"{name}_bucket" and wanted <= set(sample_labels):
+                    bound = float(dict(sample_labels)["le"])
+                    found[bound] = found.get(bound, 0.0) + value
+            return found
+
+        now, before = cumulative(self), cumulative(since)
+        buckets = sorted((bound, value - before.get(bound, 0.0)) for bound, value in now.items())
+        if not buckets or buckets[-1][1] <= 0:
+            return None
+        rank = q * buckets[-1][1]
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank:
+                if not math.isfinite(bound):
+                    return lower_bound
+                share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1
+                return lower_bound + (bound - lower_bound) * share
+            lower_bound, lower_count = bound, count
+        return None

@@ -57,7 +57,7 @@ class TopicNotFound(LookupError):
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """Every partition of `topic`, from fresh metadata; TopicNotFound when there are none."""
     for _ in range(METADATA_ATTEMPTS):
-        await consumer._client.force_metadata_update()
+        await consumer._client.force_metadata_update()  # noqa: SLF001
         found = consumer.partitions_for_topic(topic)
         if found:
             return [TopicPartition(topic, p) for p in sorted(found)]

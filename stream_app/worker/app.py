@@ -226,11 +226,11 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     changelog = ChangelogOffsets()
     writer: GuaranteeWriter
     if settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE:
-        writer = ExactlyOnceWriter(app, changelog)
+        writer = ExactlyOnceWriter(app, changelog, metrics)
     else:
-        writer = AtLeastOnceWriter(app, changelog)
+        writer = AtLeastOnceWriter(app, changelog, metrics)
     app.settings = settings
-    app.checkpoint = checkpoint = Checkpoint(app, writer)
+    app.checkpoint = checkpoint = Checkpoint(app, writer, metrics)
     sessions_store, profiles_store = LocalTable(sessions_table), LocalTable(profiles_table)
     sessions = SessionProcessor(
         settings=settings,

@@ -40,6 +40,16 @@ BATCH_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 #: The agents whose batches are measured, as the `agent` label of stream_app_batch_records.
 AGENTS: tuple[str, ...] = ("sessions", "profiles")
+#: The stages of a record's way through the worker, in order (stream_app_stage_seconds{stage}):
+#: fetch: its producer's timestamp -> its batch handed over by Faust's consumer;
+#: queue: -> the agent takes the batch; lock: waiting for a commit to end;
+#: apply: the core, for the whole batch; write: RocksDB and handing the records to the producer;
+#: deliver: -> acknowledged by Kafka (at_least_once) or committed (exactly_once).
+STAGES: tuple[str, ...] = ("fetch", "queue", "lock", "apply", "write", "deliver")
+#: Buckets for the stages, in seconds.
+STAGE_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+)  # fmt: skip
 
 #: (topic, partition) -> records not yet committed by this worker's consumer group.
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
@@ -60,13 +70,13 @@ class Histogram:
         if not self.buckets:
             self.buckets = [0] * len(self.bounds)
 
-    def observe(self, value: float) -> None:
-        """Count one value."""
-        self.count += 1
-        self.total += value
+    def observe(self, value: float, times: int = 1) -> None:
+        """Count one value (`times` times: e.g. once per record of a batch)."""
+        self.count += times
+        self.total += value * times
         index = bisect.bisect_left(self.bounds, value)
         if index < len(self.buckets):
-            self.buckets[index] += 1
+            self.buckets[index] += times
 
     def rows(self) -> list[tuple[str, float]]:
         """Cumulative bucket counts by upper bound, ending with +Inf."""
@@ -105,6 +115,10 @@ class Metrics:
     batches: dict[str, Histogram] = field(
         default_factory=lambda: {agent: Histogram(BATCH_BUCKETS) for agent in AGENTS}
     )
+    #: Seconds per record in each stage of its way through the worker (STAGES).
+    stages: dict[str, Histogram] = field(
+        default_factory=lambda: {stage: Histogram(STAGE_BUCKETS) for stage in STAGES}
+    )
     #: Labels of stream_app_info: version, guarantee, faust_version.
     info: dict[str, str] = field(default_factory=dict)
     lag_source: LagSource | None = None
@@ -131,6 +145,10 @@ class Metrics:
     def observe_end_to_end(self, seconds: float) -> None:
         """Record the time from an input record's timestamp to its outputs being queued."""
         self.end_to_end.observe(max(seconds, 0.0))
+
+    def observe_stage(self, stage: str, seconds: float, records: int = 1) -> None:
+        """Record that `records` records spent `seconds` in a stage (negative clock skew: 0)."""
+        self.stages[stage].observe(max(seconds, 0.0), records)
 
     def observe_batch(self, agent: str, records: int) -> None:
         """Record how many records one batch of an agent held."""
@@ -206,6 +224,15 @@ class _Collector(Collector):
         for agent, histogram in sorted(m.batches.items()):
             batches.add_metric([agent], histogram.rows(), sum_value=histogram.total)
         yield batches
+        stages = HistogramMetricFamily(
+            "stream_app_stage_seconds",
+            "Seconds per record in each stage of its way through the worker.",
+            labels=["stage"],
+        )
+        for stage in STAGES:
+            histogram = m.stages[stage]
+            stages.add_metric([stage], histogram.rows(), sum_value=histogram.total)
+        yield stages
 
         lag = GaugeMetricFamily(
             "stream_app_consumer_lag",

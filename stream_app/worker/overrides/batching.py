@@ -8,13 +8,14 @@ partition in order and write their state per batch, so the per-record path is no
 carries the fetched records (at most `max_batch` of them) and has the offset of the last one.
 Faust's offset bookkeeping (read offsets, acks, the commit) then sees a message whose offset
 moves by a batch at a time, which is all it needs: the worker's commit uses the offsets its
-checkpoint records after each handled message (transactions.py), i.e. the last record of a
+checkpoint records after each handled message (checkpoint.py), i.e. the last record of a
 batch plus one. Records of other topics (table changelogs, Faust's own) keep the per-record
 path.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Iterable
 from typing import Any
 
@@ -31,6 +32,8 @@ class RecordBatch(ConsumerMessage):
     """Consecutive records of one partition, standing in Faust for the last of them."""
 
     records: list[Any]
+    #: When Faust's consumer handed the batch over (time.time()), for the stage metrics.
+    handed_over_at: float
 
 
 def records_of(message: Any) -> list[Any]:
@@ -137,6 +140,7 @@ class BatchingConsumer(Consumer):
         )
         # Faust's own message per record: timestamps in seconds, as the processors expect.
         batch.records = [self._to_message(tp, record) for record in records]
+        batch.handed_over_at = time.time()
         return batch
 
 

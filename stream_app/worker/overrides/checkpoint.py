@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from faust.types import TP
 
+from stream_app.worker.metrics import Metrics
+from stream_app.worker.overrides.batching import records_of
 from stream_app.worker.overrides.writers import GuaranteeWriter
 
 log = logging.getLogger(__name__)
@@ -34,9 +37,13 @@ EXIT_EVENT_FAILED = 70
 class Checkpoint:
     """The offsets of handled batches, the lock that keeps commits between them, the commit."""
 
-    def __init__(self, app: Any, writer: GuaranteeWriter) -> None:
+    def __init__(self, app: Any, writer: GuaranteeWriter, metrics: Metrics) -> None:
         self.app = app
         self.writer = writer
+        self.metrics = metrics
+        #: (write ended, records) of the batches handled since the last commit, under a
+        #: guarantee whose records are delivered at the commit (the deliver stage).
+        self._written: list[tuple[float, int]] = []
         self.lock = asyncio.Lock()
         #: Per partition, the offset after the last batch handled and not committed yet.
         self.handled: dict[TP, int] = {}
@@ -68,10 +75,14 @@ class Checkpoint:
         await asyncio.shield(self._handle(event, work))
 
     async def _handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
+        waiting = time.time()
+        records = records_of(event.message)
         async with self.lock:
+            locked = time.time()
             if self.closed:
                 work.close()
                 return  # after the final commit: left for the next run, unacked
+            self.writer.batch_records = len(records)
             try:
                 await work
             except BaseException:
@@ -83,6 +94,26 @@ class Checkpoint:
             message = event.message
             tp = message.tp
             self.handled[tp] = max(self.handled.get(tp, 0), message.offset + 1)
+            self._observe_stages(message, records, waiting, locked)
+
+    def _observe_stages(
+        self, message: Any, records: list[Any], waiting: float, locked: float
+    ) -> None:
+        """Where the batch's time went, per record (metrics.STAGES)."""
+        metrics, n = self.metrics, len(records)
+        handed_over: float | None = getattr(message, "handed_over_at", None)
+        if handed_over is not None:
+            fetch = metrics.stages["fetch"]
+            for record in records:
+                fetch.observe(max(handed_over - record.timestamp, 0.0))
+            metrics.observe_stage("queue", waiting - handed_over, n)
+        metrics.observe_stage("lock", locked - waiting, n)
+        write_started, write_ended = self.writer.last_write
+        if write_started >= locked:  # this batch's write
+            metrics.observe_stage("apply", write_started - locked, n)
+            metrics.observe_stage("write", write_ended - write_started, n)
+            if self.writer.delivered_at_commit:
+                self._written.append((write_ended, n))
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """Commit every batch handled so far, with everything it wrote. Replaces Faust's
@@ -141,7 +172,11 @@ class Checkpoint:
             return False
         writer.changelog.persist(writer.committed_partitions(offsets))  # 5
         self.handled.clear()  # the lock is held: nothing was handled meanwhile
-        consumer._committed_offset.update(offsets)  # 6 (private: Faust's bookkeeping)
-        consumer._filter_committable_offsets(list(offsets))  # private: drops acks and gaps
+        committed_at = time.time()
+        for write_ended, records in self._written:
+            self.metrics.observe_stage("deliver", committed_at - write_ended, records)
+        self._written.clear()
+        consumer._committed_offset.update(offsets)  # 6 (private: Faust's bookkeeping)  # noqa: SLF001
+        consumer._filter_committable_offsets(list(offsets))  # noqa: SLF001, private: drops acks and gaps
         self.app.monitor.on_tp_commit(offsets)
         return True

@@ -1,9 +1,10 @@
 """Table recovery that reads every committed changelog record, and a table manager using it.
 
 `ExactRecovery` replaces Faust's recovery (exact end offsets, no early give-up, no dropped
-records, no input record lost after a restore); `StreamTableManager` installs it and persists
-changelog offsets on commit under exactly_once. Why: docs/design.md, "Where the worker replaces
-Faust's machinery" (items 7 and 8).
+records, no input record lost after a restore); `StreamTableManager` installs it and keeps the
+changelog queue's records when flow control resumes. Why: docs/design.md, "Where the worker
+replaces Faust's machinery" (item 7). The changelog offsets are persisted by the commit
+(checkpoint.py, step 5).
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ async def _last_records(consumer: AIOKafkaConsumer, wanted: list[TP]) -> dict[TP
 
 def purge_queued(queue: Any) -> int:
     """Remove every queued changelog event from an asyncio queue; return how many."""
-    items = queue._queue  # private: asyncio.Queue has no public way to empty it at once
+    items = queue._queue  # noqa: SLF001, private: asyncio.Queue has no public way to empty it at once
     dropped = len(items)
     items.clear()
     for _ in range(dropped):
-        queue._wakeup_next(queue._putters)  # private: wakes a producer blocked on a full queue
+        queue._wakeup_next(queue._putters)  # noqa: SLF001, private: wakes a producer blocked on a full queue
     return dropped
 
 
@@ -205,7 +206,7 @@ class ExactRecovery(Recovery):
             )
             return
         # Nothing may be delivered to a stream queue between here and flow_control.resume(),
-        # which empties them (see the module docstring, 4).
+        # which empties them (docs/design.md, "What the drills found", item 7, the last point).
         consumer.stop_flow()
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         if assignment:
@@ -214,7 +215,7 @@ class ExactRecovery(Recovery):
         self.completed.set()
         self.app.flow_control.resume()
         consumer.resume_flow()
-        await cast(Any, self.app)._fetcher.maybe_start()
+        await cast(Any, self.app)._fetcher.maybe_start()  # noqa: SLF001
         self.tables.on_actives_ready()
         if not self.app.assignor.assigned_standbys():
             self.tables.on_standbys_ready()
@@ -247,8 +248,9 @@ class ExactRecovery(Recovery):
 
     @Service.task
     async def _slurp_changelogs(self) -> None:
-        # Faust's loop (faust/tables/recovery.py) minus detect_aborted_tx and with untracked
-        # partitions skipped; see the module docstring.
+        # Copied from Faust's `Recovery._slurp_changelogs` (faust/tables/recovery.py, 0.15.3) and
+        # edited: no detect_aborted_tx, events of partitions the loop does not track skipped,
+        # batches of records applied in order (docs/design.md, "What the drills found", item 7).
         changelog_queue = self.tables.changelog_queue
         tp_to_table = self.tp_to_table
         active_tps = self.active_tps

@@ -83,11 +83,11 @@ async def _submit(producer: Any, builder: Any, topic: str, partition: int) -> Se
 
 async def _partitioner(producer: Any, topic: str) -> Callable[[bytes | None], int]:
     """The partition aiokafka's `send` would pick for a key of `topic` (memoized per key)."""
-    await producer.client._wait_on_metadata(topic)
-    metadata = producer._metadata
+    await producer.client._wait_on_metadata(topic)  # noqa: SLF001
+    metadata = producer._metadata  # noqa: SLF001
     all_partitions = list(metadata.partitions_for_topic(topic))
     available = list(metadata.available_partitions_for_topic(topic))
-    partitioner = producer._partitioner
+    partitioner = producer._partitioner  # noqa: SLF001
     chosen: dict[bytes, int] = {}
 
     def choose(key: bytes | None) -> int:

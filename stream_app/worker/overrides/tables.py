@@ -42,7 +42,7 @@ class LocalTable:
 
     def get(self, partition: int, key: str) -> bytes | None:
         """One read from the partition's RocksDB database."""
-        value: bytes | None = self.store._db_for_partition(partition).get(key.encode())  # private
+        value: bytes | None = self.store._db_for_partition(partition).get(key.encode())  # noqa: SLF001, private
         return value
 
     def lookup(self, key: str) -> bytes | None:
@@ -59,7 +59,7 @@ class LocalTable:
             rows = WriteBatch(raw_mode=True)
             for key, value in encoded:
                 rows.put(key, value)
-            self.store._db_for_partition(partition).write(rows)  # private
+            self.store._db_for_partition(partition).write(rows)  # noqa: SLF001, private
         return encoded
 
     def changelog_records(

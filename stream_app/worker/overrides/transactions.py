@@ -56,7 +56,7 @@ class SourcePartitionTransactionManager(TransactionManager):
         """
         producer: Any = self.producer
         wanted = self._tps_to_transactional_ids(assigned)
-        existing = set(producer._transaction_producers)  # private: Faust's producers by id
+        existing = set(producer._transaction_producers)  # noqa: SLF001, private: Faust's producers by id
         log.info(
             "rebalance: %d assigned, %d revoked; producers kept %d, stopped %d, new %d",
             len(assigned), len(revoked), len(existing & wanted), len(existing - wanted),
@@ -65,7 +65,7 @@ class SourcePartitionTransactionManager(TransactionManager):
         for tid in sorted(existing - wanted):
             await producer.stop_transaction(tid)
         for tid in sorted(wanted):
-            current = producer._transaction_producers.get(tid)  # private
+            current = producer._transaction_producers.get(tid)  # noqa: SLF001, private
             state = _state(current)
             if state == "IN_TRANSACTION":
                 continue  # nothing was committed at the revocation: the transaction goes on
@@ -80,5 +80,5 @@ def _state(transaction_producer: Any) -> str | None:
     """The state of an aiokafka transactional producer's transaction (None: no producer)."""
     if transaction_producer is None:
         return None
-    state = getattr(transaction_producer._txn_manager, "state", None)  # private: aiokafka's
+    state = getattr(transaction_producer._txn_manager, "state", None)  # noqa: SLF001, private: aiokafka's
     return None if state is None else str(state.name)

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from aiokafka.errors import ProducerFenced
 from faust.types import TP
 
+from stream_app.worker.metrics import Metrics
 from stream_app.worker.overrides.changelog import ChangelogFence
 from stream_app.worker.overrides.sends import SentBatch, send_records
 from stream_app.worker.overrides.tables import LocalTable
@@ -71,7 +72,7 @@ class ChangelogOffsets:
             if partitions is not None and changelog_tp.partition not in partitions:
                 continue
             store, offset = self._noted.pop(changelog_tp)
-            if changelog_tp.partition in store._dbs:  # private: not revoked meanwhile
+            if changelog_tp.partition in store._dbs:  # noqa: SLF001, private: not revoked meanwhile
                 store.set_persisted_offset(changelog_tp, offset)
 
     def pending(self) -> dict[TP, int]:
@@ -83,6 +84,13 @@ class GuaranteeWriter(Protocol):
     """What the commit needs of the guarantee's writer (Checkpoint.commit, steps 2 and 4)."""
 
     changelog: ChangelogOffsets
+    #: (started, ended) of the last batch's write, time.time(): for the stage metrics.
+    last_write: tuple[float, float]
+    #: Input records of the batch being handled (set by the checkpoint): stage weights.
+    batch_records: int
+    #: Whether a batch's records are delivered when the commit ends (exactly_once) rather
+    #: than when Kafka acknowledges them (the writer measures that itself).
+    delivered_at_commit: bool
 
     def for_table(self, table: LocalTable) -> BatchWriter:
         """The port the processors write one table's batches through."""
@@ -113,9 +121,14 @@ class _TableBatches:
 
 
 class _Writer:
-    def __init__(self, app: Any, changelog: ChangelogOffsets) -> None:
+    delivered_at_commit = False
+
+    def __init__(self, app: Any, changelog: ChangelogOffsets, metrics: Metrics) -> None:
         self.app = app
         self.changelog = changelog
+        self.metrics = metrics
+        self.last_write = (0.0, 0.0)
+        self.batch_records = 1
 
     def for_table(self, table: LocalTable) -> BatchWriter:
         return _TableBatches(self, table)
@@ -147,6 +160,8 @@ class _Writer:
 class ExactlyOnceWriter(_Writer):
     """exactly_once: a batch's records join the transaction of its source partition."""
 
+    delivered_at_commit = True
+
     async def write(
         self,
         source: Message,
@@ -159,6 +174,7 @@ class ExactlyOnceWriter(_Writer):
         Stored before they are sent, as Faust's table does: after a crash the local tables are
         rebuilt from the changelog anyway (local_state.py).
         """
+        started = time.time()
         partition = source.partition
         encoded = table.store_batch(partition, changes)
         producer, lock = self._transactional_producer(source)
@@ -167,6 +183,7 @@ class ExactlyOnceWriter(_Writer):
             if encoded:
                 sent = await send_records(producer, table.changelog_records(partition, encoded))
                 self._note_when_delivered(sent, table, partition)
+        self.last_write = (started, time.time())
 
     async def flush(self) -> None:
         """Nothing: committing a transaction flushes its producer."""
@@ -208,8 +225,8 @@ class ExactlyOnceWriter(_Writer):
         self, tid: str, offsets: dict[TP, int], group_id: str, start_new_transaction: bool
     ) -> None:
         producer: Any = self.app.producer  # faust's Producer: per-id producers and locks
-        async with producer._trn_locks[tid]:  # private: Faust's lock per transactional id
-            transaction_producer = producer._transaction_producers.get(tid)  # private
+        async with producer._trn_locks[tid]:  # noqa: SLF001, private: Faust's lock per transactional id
+            transaction_producer = producer._transaction_producers.get(tid)  # noqa: SLF001, private
             if transaction_producer is None:
                 log.warning("commit for unknown transaction %s", tid)
                 return
@@ -222,18 +239,18 @@ class ExactlyOnceWriter(_Writer):
         """The transactional producer of the source partition, and the lock Faust sends under."""
         faust_producer: Any = self.app.producer
         tid = transactional_id_for(self.app, TP(source.topic, source.partition))
-        producer = faust_producer._transaction_producers.get(tid)  # private
+        producer = faust_producer._transaction_producers.get(tid)  # noqa: SLF001, private
         if producer is None:
             raise RuntimeError(f"no transactional producer {tid} for {source.topic}")
-        lock = faust_producer._trn_locks.get(tid)  # private
+        lock = faust_producer._trn_locks.get(tid)  # noqa: SLF001, private
         return producer, lock if lock is not None else contextlib.nullcontext()
 
 
 class AtLeastOnceWriter(_Writer):
     """at_least_once: the app's producer; changelog records wait for the outputs before them."""
 
-    def __init__(self, app: Any, changelog: ChangelogOffsets) -> None:
-        super().__init__(app, changelog)
+    def __init__(self, app: Any, changelog: ChangelogOffsets, metrics: Metrics) -> None:
+        super().__init__(app, changelog, metrics)
         self.fence = ChangelogFence()
         self._aiokafka_producer: Any = None
 
@@ -245,10 +262,14 @@ class AtLeastOnceWriter(_Writer):
         changes: Sequence[tuple[str, bytes]],
     ) -> None:
         """Store the changes, send the outputs, and queue the changelog records behind them."""
+        started = time.time()
         partition = source.partition
         encoded = table.store_batch(partition, changes)
         producer = await self._producer()
         sent = await send_records(producer, outbox.records)
+        written = time.time()
+        self.last_write = (started, written)
+        self._measure_delivery([record_batch.delivered for record_batch in sent], written)
         self.fence.track(record_batch.delivered for record_batch in sent)
         if encoded:
             changelog = table.changelog_records(partition, encoded)
@@ -259,6 +280,22 @@ class AtLeastOnceWriter(_Writer):
 
             self.fence.send_after_outputs(send_changelog)
 
+    def _measure_delivery(
+        self, acknowledgements: list[asyncio.Future[Any]], written: float
+    ) -> None:
+        """Observe the deliver stage once every output record batch is acknowledged."""
+        if not acknowledgements:
+            return
+        left, records, stages = [len(acknowledgements)], self.batch_records, self.metrics
+
+        def acknowledged(_: asyncio.Future[Any]) -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                stages.observe_stage("deliver", time.time() - written, records)
+
+        for acknowledgement in acknowledgements:
+            acknowledgement.add_done_callback(acknowledged)
+
     async def flush(self) -> None:
         """The changelog records held back go out, then every send is acknowledged."""
         await self.fence.drain()
@@ -268,7 +305,7 @@ class AtLeastOnceWriter(_Writer):
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool) -> bool:
         """Commit the consumer offsets (everything they cover is acknowledged: see flush)."""
         consumer: Any = self.app.consumer
-        return bool(await consumer._commit(offsets))  # private: Faust's offset commit
+        return bool(await consumer._commit(offsets))  # noqa: SLF001, private: Faust's offset commit
 
     def committed_partitions(self, offsets: Mapping[TP, int]) -> set[int] | None:
         """Every partition: what was acknowledged is in Kafka, committed or not."""
@@ -278,5 +315,6 @@ class AtLeastOnceWriter(_Writer):
         """The app's aiokafka producer."""
         if self._aiokafka_producer is None:
             faust_producer = await self.app.maybe_start_producer()
-            self._aiokafka_producer = faust_producer._ensure_producer()  # private
+            producer = faust_producer._ensure_producer()  # noqa: SLF001, private
+            self._aiokafka_producer = producer
         return self._aiokafka_producer
