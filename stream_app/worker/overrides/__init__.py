@@ -56,8 +56,9 @@ MODE_VERSION = "0.7.1"
 #: Every private member of another library that the overrides use, by the object that has it.
 #: A use through another object is marked on its line with ruff's SLF001 suppression (its SLF
 #: rule flags an unmarked one); uses through `self` in subclasses of Faust's classes
-#: (batching.py, recovery.py, membership.py) are listed too. tests/unit/test_private_api.py checks every name
-#: against the installed versions and fails in seconds when an upgrade removes one.
+#: (batching.py, recovery.py, membership.py) are listed too. tests/unit/test_private_api.py
+#: checks every name against the installed versions and fails in seconds when an upgrade
+#: removes one.
 FOREIGN_PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
     "faust App": ("_new_transport", "_fetcher"),
     "faust Consumer": (
