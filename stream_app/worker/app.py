@@ -230,7 +230,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
     else:
         writer = AtLeastOnceWriter(app, changelog, metrics)
     app.settings = settings
-    app.checkpoint = checkpoint = Checkpoint(app, writer, metrics)
+    app.checkpoint = checkpoint = Checkpoint(app, writer, metrics, settings.input_topic)
     sessions_store, profiles_store = LocalTable(sessions_table), LocalTable(profiles_table)
     sessions = SessionProcessor(
         settings=settings,

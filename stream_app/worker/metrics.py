@@ -41,7 +41,8 @@ BATCH_BUCKETS: tuple[float, ...] = (
 #: The agents whose batches are measured, as the `agent` label of stream_app_batch_records.
 AGENTS: tuple[str, ...] = ("sessions", "profiles")
 #: The stages of a record's way through the worker, in order (stream_app_stage_seconds{stage}):
-#: fetch: its producer's timestamp -> its batch handed over by Faust's consumer;
+#: fetch (input topic records): the producer's timestamp -> the batch handed over by Faust's
+#: consumer;
 #: queue: -> the agent takes the batch; lock: waiting for a commit to end;
 #: apply: the core, for the whole batch; write: RocksDB and handing the records to the producer;
 #: deliver: -> acknowledged by Kafka (at_least_once) or committed (exactly_once).

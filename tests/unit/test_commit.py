@@ -108,7 +108,7 @@ async def _nothing() -> None:
 
 def _checkpoint(writer: FakeWriter | None = None) -> tuple[Checkpoint, FakeApp, FakeWriter]:
     app, writer = FakeApp(), writer or FakeWriter()
-    return Checkpoint(app, writer, Metrics()), app, writer
+    return Checkpoint(app, writer, Metrics(), INPUT), app, writer
 
 
 # ---------------------------------------------------------------------------------- commit
@@ -508,7 +508,9 @@ def test_a_handled_batch_records_where_its_time_went(monkeypatch: pytest.MonkeyP
     async def scenario() -> Metrics:
         checkpoint, _, writer = _checkpoint()
         records = [SimpleNamespace(timestamp=99.0), SimpleNamespace(timestamp=99.8)]
-        message = SimpleNamespace(tp=TP0, offset=7, records=records, handed_over_at=99.9)
+        message = SimpleNamespace(
+            tp=TP0, topic=INPUT, offset=7, records=records, handed_over_at=99.9
+        )
         event = SimpleNamespace(message=message, ack=lambda: None)
 
         async def work() -> None:

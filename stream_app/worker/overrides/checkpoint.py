@@ -37,10 +37,15 @@ EXIT_EVENT_FAILED = 70
 class Checkpoint:
     """The offsets of handled batches, the lock that keeps commits between them, the commit."""
 
-    def __init__(self, app: Any, writer: GuaranteeWriter, metrics: Metrics) -> None:
+    def __init__(
+        self, app: Any, writer: GuaranteeWriter, metrics: Metrics, input_topic: str = ""
+    ) -> None:
         self.app = app
         self.writer = writer
         self.metrics = metrics
+        #: The fetch stage is measured on the input topic's records: the records of the
+        #: internal topics wait for the commit that makes them visible (the deliver stage).
+        self.input_topic = input_topic
         #: (write ended, records) of the batches handled since the last commit, under a
         #: guarantee whose records are delivered at the commit (the deliver stage).
         self._written: list[tuple[float, int]] = []
@@ -103,9 +108,10 @@ class Checkpoint:
         metrics, n = self.metrics, len(records)
         handed_over: float | None = getattr(message, "handed_over_at", None)
         if handed_over is not None:
-            fetch = metrics.stages["fetch"]
-            for record in records:
-                fetch.observe(max(handed_over - record.timestamp, 0.0))
+            if message.topic == self.input_topic:
+                fetch = metrics.stages["fetch"]
+                for record in records:
+                    fetch.observe(max(handed_over - record.timestamp, 0.0))
             metrics.observe_stage("queue", waiting - handed_over, n)
         metrics.observe_stage("lock", locked - waiting, n)
         write_started, write_ended = self.writer.last_write
