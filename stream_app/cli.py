@@ -234,10 +234,21 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
 @command("config", "print the effective settings, secrets masked")
 def config_command(args: list[str]) -> None:
     """Print every STREAM_APP_* setting as the worker would use it."""
+    if _asked_for_help(args, "config", "Print every STREAM_APP_* setting with the value the "
+                       "worker would use (derived ones filled in), secrets masked."):  # fmt: skip
+        return
     if args:
         sys.exit(f"stream-app config: takes no arguments, got {args}")
     for name, value in load_settings().describe().items():
         print(f"{name}={value}")
+
+
+def _asked_for_help(args: list[str], name: str, text: str) -> bool:
+    """Print a command's help for -h/--help (exit status 0)."""
+    if args in (["-h"], ["--help"]):
+        print(f"usage: stream-app {name}\n\n{text}")
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------- check
@@ -249,6 +260,13 @@ CHECK_TIMEOUT = 30.0
 @command("check", "connect to Kafka with the configured security and report what is there")
 def check_command(args: list[str]) -> None:
     """Report brokers, topics and partitions, and whether transactions work; exit 1 on failure."""
+    help_text = (
+        "Connect to Kafka with the configured security and report the brokers, the worker's "
+        "topics and their partitions, and whether transactions work; exit status 1 when the "
+        "worker could not run."
+    )
+    if _asked_for_help(args, "check", help_text):
+        return
     if args:
         sys.exit(f"stream-app check: takes no arguments, got {args}")
     settings = load_settings()

@@ -227,10 +227,19 @@ class Settings:
         }
 
     def describe(self) -> dict[str, str]:
-        """The effective settings as variables, secrets masked: what `stream-app config` prints."""
+        """The effective settings as variables, secrets masked: what `stream-app config` prints.
+
+        Values derived when a variable is blank (the instance id, the commit interval) are
+        shown as the worker uses them.
+        """
+        effective = {
+            **self.to_env(),
+            "STREAM_APP_INSTANCE_ID": self.group_instance_id,
+            "STREAM_APP_COMMIT_INTERVAL_MS": str(round(self.commit_interval * 1000)),
+        }
         return {
             name: MASK if name in SECRET_ENV and value else value
-            for name, value in self.to_env().items()
+            for name, value in effective.items()
         }
 
     @property

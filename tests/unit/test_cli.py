@@ -88,6 +88,15 @@ def test_config_prints_effective_settings_with_secrets_masked(
     assert "hunter2-secret" not in str(lines)
     assert "token-secret" not in str(lines)
     assert all(name.startswith("STREAM_APP_") for name in lines)
+    # Derived values are shown as the worker uses them, not blank.
+    assert lines["STREAM_APP_COMMIT_INTERVAL_MS"] == "100"
+    assert lines["STREAM_APP_INSTANCE_ID"]
+
+
+@pytest.mark.parametrize("command", ["config", "check"])
+def test_help_of_every_command_exits_zero(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: stream-app {command}")
 
 
 def test_worker_help_prints_faust_options_without_contacting_kafka() -> None:
