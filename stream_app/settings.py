@@ -66,6 +66,7 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_INSTANCE_ID": "",
     "STREAM_APP_WEB_HOST": "0.0.0.0",
     "STREAM_APP_HTTP_TOKEN": "",
+    "STREAM_APP_HTTP_TOKEN_FILE": "",
     "STREAM_APP_SESSION_TIMEOUT": "60",
     "STREAM_APP_STANDBY_REPLICAS": "1",
     **SECURITY_ENV_DEFAULTS,
@@ -83,6 +84,8 @@ OPTIONAL_ENV: frozenset[str] = frozenset(
     {name for name, value in ENV_DEFAULTS.items() if not value} | {"STREAM_APP_SASL_MECHANISM"}
 )
 
+#: Addresses that only this machine can reach.
+LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
 #: Variables whose values are secrets: never printed, logged or shown in a repr.
 SECRET_ENV: frozenset[str] = frozenset({"STREAM_APP_SASL_PASSWORD", "STREAM_APP_HTTP_TOKEN"})
 
@@ -107,6 +110,8 @@ class Settings:
     web_host: str = "0.0.0.0"
     #: Bearer token required on /sessions/... (None: open).
     http_token: Secret | None = None
+    #: The file the token was read from (a mounted secret), when it came from one.
+    http_token_file: Path | None = None
     #: Seconds without a heartbeat before the group gives a worker's partitions to others.
     session_timeout: float = 60.0
     #: Workers that keep a warm copy of each table partition besides its owner.
@@ -149,6 +154,18 @@ class Settings:
         except SecurityError as exc:
             raise SettingsError(str(exc)) from None
         token = get("STREAM_APP_HTTP_TOKEN")
+        token_file = get("STREAM_APP_HTTP_TOKEN_FILE")
+        if token and token_file:
+            raise SettingsError("set STREAM_APP_HTTP_TOKEN or STREAM_APP_HTTP_TOKEN_FILE, not both")
+        if token_file:
+            try:
+                token = Path(token_file).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"STREAM_APP_HTTP_TOKEN_FILE={token_file!r}: cannot read it ({exc.strerror})"
+                ) from None
+            if not token:
+                raise SettingsError(f"STREAM_APP_HTTP_TOKEN_FILE={token_file!r} is empty")
         log_format = get("STREAM_APP_LOG_FORMAT")
         if log_format not in set(LogFormat):
             allowed = ", ".join(f.value for f in LogFormat)
@@ -173,6 +190,7 @@ class Settings:
             instance_id=get("STREAM_APP_INSTANCE_ID") or None,
             web_host=get("STREAM_APP_WEB_HOST"),
             http_token=Secret(token) if token else None,
+            http_token_file=Path(token_file) if token_file else None,
             session_timeout=_positive_float(
                 "STREAM_APP_SESSION_TIMEOUT", get("STREAM_APP_SESSION_TIMEOUT")
             ),
@@ -212,7 +230,14 @@ class Settings:
             "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee.value,
             "STREAM_APP_INSTANCE_ID": self.instance_id or "",
             "STREAM_APP_WEB_HOST": self.web_host,
-            "STREAM_APP_HTTP_TOKEN": "" if self.http_token is None else self.http_token.reveal(),
+            "STREAM_APP_HTTP_TOKEN": (
+                ""
+                if self.http_token is None or self.http_token_file is not None
+                else self.http_token.reveal()
+            ),
+            "STREAM_APP_HTTP_TOKEN_FILE": (
+                "" if self.http_token_file is None else str(self.http_token_file)
+            ),
             "STREAM_APP_SESSION_TIMEOUT": f"{self.session_timeout:g}",
             "STREAM_APP_STANDBY_REPLICAS": str(self.standby_replicas),
             **self.security.to_env(),
@@ -241,6 +266,11 @@ class Settings:
             name: MASK if name in SECRET_ENV and value else value
             for name, value in effective.items()
         }
+
+    @property
+    def http_exposed_without_token(self) -> bool:
+        """Whether GET /sessions/... answers anyone who reaches a non-loopback address."""
+        return self.http_token is None and self.web_host not in LOOPBACK_HOSTS
 
     @property
     def commit_interval(self) -> float:

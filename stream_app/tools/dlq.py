@@ -143,16 +143,27 @@ class DeadLetter:
         return self.rejection.event.encode()
 
     def line(self) -> str:
-        """One readable line: time, code, key, source, dead-letter coordinates, message."""
-        key = "-" if self.key is None else self.key.decode(errors="backslashreplace")
+        """One readable line: time, code, key, source, dead-letter coordinates, message.
+
+        Control and other non-printable characters (terminal escapes, NUL, bidi overrides) are
+        shown as escapes: a key or message can come from any producer.
+        """
+        key = "-" if self.key is None else visible(self.key.decode(errors="backslashreplace"))
         if self.rejection is None:
             return f"{_iso(self.time)}  undecodable  key={key}  dlq={self.partition}:{self.offset}"
         source = self.rejection.source
         return (
-            f"{_iso(self.time)}  {self.code}  key={key}  "
-            f"source={source.topic}:{source.partition}:{source.offset}  "
-            f"dlq={self.partition}:{self.offset}  {self.rejection.error.message}"
+            f"{_iso(self.time)}  {visible(self.code)}  key={key}  "
+            f"source={visible(source.topic)}:{source.partition}:{source.offset}  "
+            f"dlq={self.partition}:{self.offset}  {visible(self.rejection.error.message)}"
         )
+
+
+def visible(text: str) -> str:
+    """`text` with every non-printable character written as a Python escape (\\x1b, \\u202e)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _iso(moment: datetime) -> str:

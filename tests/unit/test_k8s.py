@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stream_app import __version__
 from stream_app.settings import ENV_DEFAULTS, OPTIONAL_ENV, ProcessingGuarantee, Settings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -16,7 +17,8 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 @pytest.fixture(scope="module")
 def manifests() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for path in sorted(K8S.glob("*.yaml")):
+    # The applied folder and the example Secret beside it (examples/, never applied).
+    for path in sorted([*K8S.glob("*.yaml"), *K8S.glob("examples/*.yaml")]):
         for document in yaml.safe_load_all(path.read_text()):
             found[document["kind"]] = document
     return found
@@ -99,7 +101,7 @@ def test_probes_port_and_volume_match_the_settings(
     claims = {claim["metadata"]["name"] for claim in statefulset["volumeClaimTemplates"]}
     assert mounts["data"] == str(settings.data_dir)
     assert "data" in claims
-    # Longer than a commit (0.5 s), a stop's final commit and the group leave, with room.
+    # Longer than a stop's final commit (a commit every 100 ms), with room.
     assert statefulset["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
     service_port = manifests["Service"]["spec"]["ports"][0]
     assert service_port["port"] == settings.web_port
@@ -130,3 +132,31 @@ def test_disruption_budget_selects_the_worker_pods(manifests: dict[str, dict[str
 
     assert budget["selector"]["matchLabels"].items() <= labels.items()
     assert budget["maxUnavailable"] == 1
+
+
+def test_the_applied_folder_holds_no_secret() -> None:
+    # `kubectl apply -f deploy/k8s/` must not make the example's placeholder values live.
+    kinds = {
+        doc["kind"] for path in K8S.glob("*.yaml") for doc in yaml.safe_load_all(path.read_text())
+    }
+    assert "Secret" not in kinds
+
+
+def test_the_pod_meets_the_restricted_pod_security_profile(
+    manifests: dict[str, dict[str, Any]], container: dict[str, Any]
+) -> None:
+    pod = manifests["StatefulSet"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["readOnlyRootFilesystem"] is True
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert "/tmp" in mounts  # the only other place the worker may write
+    assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_the_image_tag_is_the_version(container: dict[str, Any]) -> None:
+    assert container["image"] == f"stream-app:{__version__}"

@@ -81,3 +81,10 @@ def test_a_live_workers_tables_are_never_deleted(tmp_path: Path) -> None:
     # Once that worker is gone, its marker says it did not stop cleanly: tables are rebuilt.
     assert LocalState(tmp_path, tables).open() is StartKind.WIPED
     assert not tables.exists()
+
+
+def test_the_data_directory_is_readable_by_the_worker_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "state"
+    data_dir.mkdir(mode=0o755)
+    lock_data_dir(data_dir)
+    assert data_dir.stat().st_mode & 0o777 == 0o700

@@ -51,6 +51,7 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_INSTANCE_ID": "worker-7",
         "STREAM_APP_WEB_HOST": "127.0.0.1",
         "STREAM_APP_HTTP_TOKEN": "t0ken",
+        "STREAM_APP_HTTP_TOKEN_FILE": "",
         "STREAM_APP_SESSION_TIMEOUT": "10",
         "STREAM_APP_STANDBY_REPLICAS": "0",
         "STREAM_APP_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
@@ -156,3 +157,32 @@ def test_the_commit_interval_follows_the_guarantee_unless_set() -> None:
     alo = {"STREAM_APP_PROCESSING_GUARANTEE": "at_least_once"}
     assert Settings.from_env(alo).commit_interval == 1.0
     assert Settings.from_env({**alo, "STREAM_APP_COMMIT_INTERVAL_MS": "20"}).commit_interval == 0.02
+
+
+def test_the_http_token_can_come_from_a_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    settings = Settings.from_env({"STREAM_APP_HTTP_TOKEN_FILE": str(token_file)})
+    assert settings.http_token is not None
+    assert settings.http_token.reveal() == "s3cret-token"
+    # The file, not its content, goes back into the environment of child processes.
+    assert settings.to_env()["STREAM_APP_HTTP_TOKEN"] == ""
+    assert Settings.from_env(settings.to_env()) == settings
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({"STREAM_APP_HTTP_TOKEN_FILE": str(token_file),
+                           "STREAM_APP_HTTP_TOKEN": "t"})  # fmt: skip
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(SettingsError, match="is empty"):
+        Settings.from_env({"STREAM_APP_HTTP_TOKEN_FILE": str(tmp_path / "empty")})
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "exposed"),
+    [("0.0.0.0", "", True), ("127.0.0.1", "", False), ("0.0.0.0", "t", False),
+     ("10.1.2.3", "", True), ("localhost", "", False)],
+)  # fmt: skip
+def test_http_beyond_loopback_without_a_token_is_flagged(
+    host: str, token: str, exposed: bool
+) -> None:
+    env = {"STREAM_APP_WEB_HOST": host, "STREAM_APP_HTTP_TOKEN": token}
+    assert Settings.from_env(env).http_exposed_without_token is exposed

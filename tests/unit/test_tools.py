@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stream_app.domain import Rejection, RejectionDetail, RejectionSource
 from stream_app.tools.dlq import (
     DeadLetter,
     Selection,
@@ -75,3 +76,21 @@ def test_selection_requires_every_criterion() -> None:
     moment = datetime.fromtimestamp(1000, UTC)
     assert Selection(since=moment).matches(letter)
     assert not Selection(until=moment).matches(letter)
+
+
+def test_dlq_lines_show_terminal_escapes_and_bidi_characters_as_escapes() -> None:
+    rejection = Rejection(
+        error=RejectionDetail(code="key_mismatch", message="id 'a\x1b[2Jb' - at `$`"),
+        event="{}",
+        event_encoding="utf-8",
+        source=RejectionSource(topic="in", partition=0, offset=3, key="a\x1b[2Jb"),
+        rejected_at=datetime(2026, 12, 6, tzinfo=UTC),
+    )
+    letter = DeadLetter(partition=1, offset=2, timestamp_ms=1_000_000,
+                        key="x\x1b]0;owned\x07\u202ey".encode(), rejection=rejection)  # fmt: skip
+    line = letter.line()
+    assert line.isprintable()
+    assert "key=x\\x1b]0;owned\\x07\\u202ey" in line
+    assert "id 'a\\x1b[2Jb'" in line
+    plain = DeadLetter(partition=1, offset=2, timestamp_ms=0, key=b"plain-key", rejection=None)
+    assert "key=plain-key" in plain.line()

@@ -8,6 +8,7 @@ machinery" (item 2).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -45,7 +46,10 @@ def lock_data_dir(data_dir: Path) -> None:
     path = data_dir.resolve()
     if path in _held_locks:
         return
-    path.mkdir(parents=True, exist_ok=True)
+    # Sessions hold personal data: only the worker's user may read its state.
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):  # a mount point owned by another user
+        path.chmod(0o700)
     fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
