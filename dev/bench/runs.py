@@ -546,7 +546,10 @@ async def run_restore(
 ) -> Restore:
     """Start the (stopped) worker again on an empty data dir; time it to /health 200."""
     records = sum((await count_records(bootstrap, target.changelogs)).values())
-    target.settings = replace(target.settings, data_dir=empty_dir)
+    # The same group member with a new, empty volume (a pod whose volume was lost): the stopped
+    # worker kept its static membership, and a new member would wait out its session.
+    settings = target.settings
+    target.settings = replace(settings, data_dir=empty_dir, instance_id=settings.group_instance_id)
     launched = time.monotonic()
     target.start()
     try:
