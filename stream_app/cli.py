@@ -195,14 +195,6 @@ def run_worker(settings: Settings, args: list[str]) -> None:
         lock_data_dir(settings.data_dir)
     except (UnsupportedFaustVersion, DataDirInUse) as exc:
         sys.exit(f"stream-app: {exc}")
-    if settings.http_exposed_without_token:
-        print(
-            f"stream-app: warning: HTTP binds {settings.web_host} without a token: anyone who "
-            "reaches this address can read sessions (GET /sessions/...); set "
-            "STREAM_APP_HTTP_TOKEN(_FILE) or STREAM_APP_WEB_HOST=127.0.0.1",
-            file=sys.stderr,
-            flush=True,
-        )
 
     with client_errors() as errors:
         try:

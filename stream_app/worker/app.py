@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, session_record_limit
 from stream_app.worker.web import register_views
+
+log = logging.getLogger(__name__)
 
 #: Changelog topics are compacted (Faust's default); these let the log cleaner keep up, so a
 #: restore reads about one record per live key rather than one per write: segments roll
@@ -84,9 +87,19 @@ class StreamApp(faust.App):
     checkpoint: Checkpoint
 
     async def on_first_start(self) -> None:
-        """Before any table opens: local tables left by a crashed run are dropped and rebuilt."""
+        """Before any table opens: local tables left by a crashed run are dropped and rebuilt.
+
+        Also the place to warn, in the worker's log format, about sessions served to anyone.
+        """
         await super().on_first_start()
         protect_local_state(self, Path(self.conf.datadir))
+        if self.settings.http_exposed_without_token:
+            log.warning(
+                "HTTP binds %s without a token: anyone who reaches this address can read "
+                "sessions (GET /sessions/...); set STREAM_APP_HTTP_TOKEN (or _FILE) or "
+                "STREAM_APP_WEB_HOST=127.0.0.1",
+                self.settings.web_host,
+            )
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -81,3 +81,7 @@ async def test_json_log_lines_cover_fausts_own_and_the_rebalance(
         line["logger"] == "stream_app.worker" and line["message"].startswith("rebalance 1 done")
         for line in lines
     )
+    # It binds 0.0.0.0 without a token: it says so, in the log's own format.
+    assert any(
+        line["level"] == "WARNING" and "without a token" in line["message"] for line in lines
+    )
