@@ -198,17 +198,19 @@ def run_worker(settings: Settings, args: list[str]) -> None:
 
     with client_errors() as errors:
         try:
-            partitions = asyncio.run(ensure_topics(settings))
+            layout = asyncio.run(ensure_topics(settings))
         except KafkaError as exc:
             cause = f"\n  cause: {errors.cause()}" if errors.cause() else ""
             message = f"stream-app: cannot prepare topics on {settings.broker}: {exc!r}{cause}"
             sys.exit(redact(message, settings))
         except TopicLayoutError as exc:
             sys.exit(f"stream-app: {exc}")
-    run_faust(settings, partitions, args)
+    run_faust(settings, layout.partitions, args, replication=layout.replication)
 
 
-def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> None:
+def run_faust(
+    settings: Settings, partitions: int | None, args: list[str], replication: int = 1
+) -> None:
     """Build the app (for `partitions`, or the configured count) and run Faust's worker."""
     ignore_faust_environment()
     import uvloop
@@ -218,7 +220,9 @@ def run_faust(settings: Settings, partitions: int | None, args: list[str]) -> No
     # Imported here so that the other commands do not pay for importing Faust.
     from stream_app.worker.app import create_worker
 
-    worker = create_worker(settings, settings.partitions if partitions is None else partitions)
+    worker = create_worker(
+        settings, settings.partitions if partitions is None else partitions, replication
+    )
     # Faust's --quiet: no start-up banner on stdout between the JSON lines.
     quiet = ["--quiet"] if settings.log_format is LogFormat.JSON else []
     sys.argv = ["stream-app", *quiet, "worker", *args]

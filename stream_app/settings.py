@@ -77,6 +77,10 @@ ENV_DEFAULTS: Mapping[str, str] = {
     "STREAM_APP_ON_PROCESSING_ERROR": OnProcessingError.DEAD_LETTER.value,
     "STREAM_APP_MAX_SESSION_BYTES": str(512 * 1024),
     "STREAM_APP_LEAVE_GROUP_ON_STOP": "false",
+    # Empty: the number of brokers, at most 3 (Settings.replication_for).
+    "STREAM_APP_REPLICATION_FACTOR": "",
+    # Empty: the broker's min.insync.replicas.
+    "STREAM_APP_MIN_INSYNC_REPLICAS": "",
 }
 
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
@@ -130,6 +134,10 @@ class Settings:
     #: Leave the consumer group after a clean stop (scale-down), instead of keeping the static
     #: membership for a restart under the same instance id (rolling upgrade: no rebalance).
     leave_group_on_stop: bool = False
+    #: Replication factor of the topics the worker creates; None: the brokers, at most 3.
+    replication_factor: int | None = None
+    #: min.insync.replicas of the topics the worker creates; None: the broker's default.
+    min_insync_replicas: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -213,6 +221,12 @@ class Settings:
             leave_group_on_stop=_boolean(
                 "STREAM_APP_LEAVE_GROUP_ON_STOP", get("STREAM_APP_LEAVE_GROUP_ON_STOP")
             ),
+            replication_factor=_optional_positive_int(
+                "STREAM_APP_REPLICATION_FACTOR", get("STREAM_APP_REPLICATION_FACTOR")
+            ),
+            min_insync_replicas=_optional_positive_int(
+                "STREAM_APP_MIN_INSYNC_REPLICAS", get("STREAM_APP_MIN_INSYNC_REPLICAS")
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -249,6 +263,8 @@ class Settings:
             "STREAM_APP_ON_PROCESSING_ERROR": self.on_processing_error.value,
             "STREAM_APP_MAX_SESSION_BYTES": str(self.max_session_bytes),
             "STREAM_APP_LEAVE_GROUP_ON_STOP": str(self.leave_group_on_stop).lower(),
+            "STREAM_APP_REPLICATION_FACTOR": _text(self.replication_factor),
+            "STREAM_APP_MIN_INSYNC_REPLICAS": _text(self.min_insync_replicas),
         }
 
     def describe(self) -> dict[str, str]:
@@ -266,6 +282,19 @@ class Settings:
             name: MASK if name in SECRET_ENV and value else value
             for name, value in effective.items()
         }
+
+    def replication_for(self, brokers: int) -> int:
+        """Replication factor of the topics the worker creates on a cluster of `brokers`."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return min(3, max(1, brokers))
+
+    @property
+    def topic_configs(self) -> dict[str, str]:
+        """Configs every topic the worker creates gets, besides its own."""
+        if self.min_insync_replicas is None:
+            return {}
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     @property
     def http_exposed_without_token(self) -> bool:
@@ -377,3 +406,11 @@ def _boolean(name: str, raw: str) -> bool:
     if value not in ("true", "false"):
         raise SettingsError(f"{name}={raw!r}: expected true or false")
     return value == "true"
+
+
+def _optional_positive_int(name: str, raw: str) -> int | None:
+    return None if not raw else _positive_int(name, raw)
+
+
+def _text(value: int | None) -> str:
+    return "" if value is None else str(value)

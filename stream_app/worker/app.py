@@ -127,8 +127,9 @@ class Worker:
             log_kept_membership(self.settings)
 
 
-def create_worker(settings: Settings, partitions: int) -> Worker:
-    """Build the app for topics that all have `partitions` partitions (see `ensure_topics`)."""
+def create_worker(settings: Settings, partitions: int, replication: int = 1) -> Worker:
+    """Build the app for topics that all have `partitions` partitions (see `ensure_topics`);
+    the topics Faust creates (the changelogs) get `replication` replicas."""
     check_faust_version()
     app = StreamApp(
         settings.app_id,
@@ -157,6 +158,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
         # rebalance and without waiting out its killed predecessor's session timeout.
         consumer_group_instance_id=settings.group_instance_id,
         topic_partitions=partitions,
+        topic_replication_factor=replication,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         # On stop and on rebalance, wait until every event taken from the stream is acked
@@ -211,6 +213,7 @@ def create_worker(settings: Settings, partitions: int) -> Worker:
             key_type=bytes,
             value_type=bytes,
             extra_topic_configs={
+                **settings.topic_configs,
                 **CHANGELOG_CONFIGS,
                 "max.message.bytes": str(session_record_limit(settings)),
             },

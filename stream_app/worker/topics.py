@@ -49,8 +49,17 @@ class TopicSpec:
     max_message_bytes: int | None = None
 
 
-async def ensure_topics(settings: Settings) -> int:
-    """Create missing topics; return the input topic's partition count, shared by all of them."""
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    """What every topic of the worker shares: the partition count and the replication factor."""
+
+    partitions: int
+    replication: int
+
+
+async def ensure_topics(settings: Settings) -> TopicLayout:
+    """Create missing topics; return the partition count all of them share (the input's) and
+    the replication factor of the ones the worker creates (Faust's changelogs included)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.app_id}-admin",
@@ -59,9 +68,12 @@ async def ensure_topics(settings: Settings) -> int:
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
-        replication = min(3, max(1, len(cluster["brokers"])))
+        replication = settings.replication_for(len(cluster["brokers"]))
         await _create_missing(
-            admin, [TopicSpec(settings.input_topic, settings.partitions)], replication
+            admin,
+            [TopicSpec(settings.input_topic, settings.partitions)],
+            replication,
+            settings.topic_configs,
         )
         partitions = (await _partition_counts(admin, [settings.input_topic]))[settings.input_topic]
         # Outputs share the input's key and partition count so that a session's snapshot,
@@ -80,7 +92,7 @@ async def ensure_topics(settings: Settings) -> int:
             # A re-keyed event is an input record as it arrived, plus three small headers.
             TopicSpec(settings.rekeyed_topic, partitions, max_message_bytes=DLQ_MAX_MESSAGE_BYTES),
         ]
-        await _create_missing(admin, specs, replication)
+        await _create_missing(admin, specs, replication, settings.topic_configs)
         counts = await _partition_counts(
             admin, [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
         )
@@ -90,13 +102,16 @@ async def ensure_topics(settings: Settings) -> int:
                 f"internal topics {wrong} must have {partitions} partitions like "
                 f"{settings.input_topic!r}; delete them (they are rebuilt) or fix the input topic"
             )
-        return partitions
+        return TopicLayout(partitions, replication)
     finally:
         await admin.close()
 
 
 async def _create_missing(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: int
+    admin: AIOKafkaAdminClient,
+    specs: list[TopicSpec],
+    replication: int,
+    shared_configs: dict[str, str],
 ) -> None:
     existing = set(await admin.list_topics())
     missing = [spec for spec in specs if spec.name not in existing]
@@ -107,7 +122,7 @@ async def _create_missing(
             name=spec.name,
             num_partitions=spec.partitions,
             replication_factor=replication,
-            topic_configs=_topic_configs(spec),
+            topic_configs={**shared_configs, **_topic_configs(spec)},
         )
         for spec in missing
     ]

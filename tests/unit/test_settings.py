@@ -68,6 +68,8 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_ON_PROCESSING_ERROR": "stop",
         "STREAM_APP_MAX_SESSION_BYTES": "65536",
         "STREAM_APP_LEAVE_GROUP_ON_STOP": "true",
+        "STREAM_APP_REPLICATION_FACTOR": "2",
+        "STREAM_APP_MIN_INSYNC_REPLICAS": "2",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -95,6 +97,8 @@ def test_every_variable_is_read() -> None:
     assert settings.on_processing_error is OnProcessingError.STOP
     assert settings.max_session_bytes == 65536
     assert settings.leave_group_on_stop is True
+    assert settings.replication_for(brokers=5) == 2
+    assert settings.topic_configs == {"min.insync.replicas": "2"}
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -186,3 +190,11 @@ def test_http_beyond_loopback_without_a_token_is_flagged(
 ) -> None:
     env = {"STREAM_APP_WEB_HOST": host, "STREAM_APP_HTTP_TOKEN": token}
     assert Settings.from_env(env).http_exposed_without_token is exposed
+
+
+def test_replication_follows_the_brokers_up_to_three_unless_set() -> None:
+    settings = Settings.from_env({})
+    assert [settings.replication_for(n) for n in (1, 2, 3, 6)] == [1, 2, 3, 3]
+    assert settings.topic_configs == {}
+    with pytest.raises(SettingsError, match="STREAM_APP_REPLICATION_FACTOR='0'"):
+        Settings.from_env({"STREAM_APP_REPLICATION_FACTOR": "0"})
