@@ -1,22 +1,22 @@
-"""The `stream-app` console command: `worker`, `config`, `check`, `--version`.
+"""The `stream-app` console command: `worker`, `config`, the operator tools, `--version`.
 
-Each subcommand is a function registered in `COMMANDS` with `@command`; `main` dispatches.
+Each subcommand is a function registered in `COMMANDS` with `@command`; `main` dispatches. The
+operator tools (check, produce, dlq, schema) are modules of `stream_app.tools` with `main(argv)`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
-import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 
 from stream_app import __version__
-from stream_app.settings import LogFormat, Settings, SettingsError
+from stream_app.settings import LogFormat, Settings
+from stream_app.tools import client_errors, load_settings, redact
 
 USAGE = """usage: stream-app <command> [options]
 
@@ -83,79 +83,6 @@ def main(argv: list[str] | None = None) -> None:
     if found is None:
         sys.exit(f"stream-app: unknown command {args[0]!r}\n\n{usage()}")
     found.run(args[1:])
-
-
-def load_settings() -> Settings:
-    """Settings from the environment, or exit with the message of the first bad one."""
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        sys.exit(f"stream-app: {exc}")
-
-
-def redact(text: str, settings: Settings) -> str:
-    """`text` with every configured secret replaced by the mask."""
-    secrets = [settings.http_token, settings.security.sasl_password]
-    for secret in secrets:
-        if secret is not None and secret.reveal():
-            text = text.replace(secret.reveal(), str(secret))
-    return text
-
-
-# ------------------------------------------------------------------------------ operator tools
-
-#: Commands that are modules with `main(argv) -> exit status`: name -> (module, summary).
-TOOLS = {
-    "produce": ("stream_app.tools.produce", "send events (FILE or -) to the input topic"),
-    "dlq": ("stream_app.tools.dlq", "summary|tail|replay: inspect and re-drive dead letters"),
-    "schema": ("stream_app.tools.schema", "JSON Schemas of the records, AsyncAPI of the topics"),
-}
-
-
-def run_tool(name: str, args: list[str]) -> int:
-    """Run one of the operator commands; a Kafka error ends it with a message and status 2."""
-    from aiokafka.errors import KafkaError
-
-    tool = importlib.import_module(TOOLS[name][0])
-    try:
-        status: int = tool.main(args)
-    except KafkaError as exc:
-        print(f"stream-app {name}: Kafka error: {exc!r}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return status
-
-
-def _register_tool(name: str) -> None:
-    command(name, TOOLS[name][1])(lambda args: sys.exit(run_tool(name, args)))
-
-
-class ClientErrors(logging.Handler):
-    """Collects what aiokafka logs while it fails: the cause its exceptions leave out."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-    def cause(self) -> str:
-        """The last error aiokafka logged (e.g. SaslAuthenticationFailed), or ''."""
-        return self.messages[-1] if self.messages else ""
-
-
-@contextlib.contextmanager
-def client_errors() -> Iterator[ClientErrors]:
-    """Collect aiokafka's warnings and errors while the block runs."""
-    handler = ClientErrors()
-    logger = logging.getLogger("aiokafka")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 # ------------------------------------------------------------------------------------ worker
@@ -255,115 +182,44 @@ def _asked_for_help(args: list[str], name: str, text: str) -> bool:
     return False
 
 
-# ------------------------------------------------------------------------------------- check
+# ------------------------------------------------------------------------------ operator tools
 
-#: Seconds each step of `stream-app check` may take before it is reported as failed.
-CHECK_TIMEOUT = 30.0
+
+def run_tool(module: str, name: str, args: list[str]) -> int:
+    """Run an operator command (a module with `main(argv) -> exit status`); a Kafka error ends
+    it with a message and status 2."""
+    from aiokafka.errors import KafkaError
+
+    tool = importlib.import_module(module)
+    try:
+        status: int = tool.main(args)
+    except KafkaError as exc:
+        print(f"stream-app {name}: Kafka error: {exc!r}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return status
 
 
 @command("check", "connect to Kafka with the configured security and report what is there")
 def check_command(args: list[str]) -> None:
-    """Report brokers, topics and partitions, and whether transactions work; exit 1 on failure."""
-    help_text = (
-        "Connect to Kafka with the configured security and report the brokers, the worker's "
-        "topics and their partitions, and whether transactions work; exit status 1 when the "
-        "worker could not run."
-    )
-    if _asked_for_help(args, "check", help_text):
-        return
-    if args:
-        sys.exit(f"stream-app check: takes no arguments, got {args}")
-    settings = load_settings()
-    lines: list[str] = []
-    try:
-        with client_errors() as errors:
-            ok = asyncio.run(check_kafka(settings, lines.append))
-        if not ok and errors.cause():
-            lines.append(f"  cause: {errors.cause()}")
-    finally:
-        for line in lines:
-            print(redact(line, settings), flush=True)
-    if not ok:
-        sys.exit(1)
+    """Report brokers, topics and partitions, and whether transactions work (tools/check.py)."""
+    sys.exit(run_tool("stream_app.tools.check", "check", args))
 
 
-async def check_kafka(settings: Settings, say: Callable[[str], None]) -> bool:
-    """Run the checks, reporting each with `say`; True when the worker could run."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    security = settings.security
-    who = f", {security.sasl_mechanism.value} user {security.sasl_username!r}"
-    say(
-        f"broker {settings.bootstrap} over {security.protocol.value}"
-        + (who if security.protocol.uses_sasl else "")
-    )
-    step = "connect"
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.app_id}-check",
-        request_timeout_ms=int(CHECK_TIMEOUT * 1000),
-        **security.client_kwargs(),
-    )
-    try:
-        await asyncio.wait_for(admin.start(), CHECK_TIMEOUT)
-        step = "describe the cluster"
-        cluster = await asyncio.wait_for(admin.describe_cluster(), CHECK_TIMEOUT)
-        brokers = ", ".join(f"{b['node_id']}@{b['host']}:{b['port']}" for b in cluster["brokers"])
-        say(f"brokers: {brokers} (controller {cluster['controller_id']})")
-        step = "list topics"
-        existing = set(await asyncio.wait_for(admin.list_topics(), CHECK_TIMEOUT))
-        names = [
-            settings.input_topic,
-            settings.output_topic,
-            settings.transitions_topic,
-            settings.dlq_topic,
-            settings.claims_topic,
-            settings.verdicts_topic,
-            settings.rekeyed_topic,
-        ]
-        present = [name for name in names if name in existing]
-        counts: dict[str, int] = {}
-        if present:
-            step = "describe topics"
-            described = await asyncio.wait_for(admin.describe_topics(present), CHECK_TIMEOUT)
-            counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
-        say("topics:")
-        for name in names:
-            found = f"{counts[name]} partitions" if name in counts else "missing (created at start)"
-            say(f"  {name}: {found}")
-        expected = counts.get(settings.input_topic, settings.partitions)
-        internal = [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
-        wrong = {name: counts[name] for name in internal if counts.get(name, expected) != expected}
-        if wrong:
-            say(f"FAILED: internal topics {wrong} must have {expected} partitions like the input")
-            return False
-    except Exception as exc:
-        say(f"FAILED to {step}: {type(exc).__name__}: {exc}")
-        return False
-    finally:
-        await admin.close()
-
-    transactional_id = f"{settings.app_id}-check"
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        transactional_id=transactional_id,
-        request_timeout_ms=int(CHECK_TIMEOUT * 1000),
-        **security.client_kwargs(),
-    )
-    try:
-        # start() initialises the transactional id with the transaction coordinator.
-        await asyncio.wait_for(producer.start(), CHECK_TIMEOUT)
-        await asyncio.wait_for(producer.begin_transaction(), CHECK_TIMEOUT)
-        await asyncio.wait_for(producer.commit_transaction(), CHECK_TIMEOUT)
-        say(f"transactions: ok (transactional id {transactional_id!r})")
-    except Exception as exc:
-        say(f"transactions: FAILED: {type(exc).__name__}: {exc}")
-        return settings.processing_guarantee.value != "exactly_once"
-    finally:
-        await producer.stop()
-    return True
+@command("produce", "send events (FILE or -) to the input topic")
+def produce_command(args: list[str]) -> None:
+    """Send events to the input topic (tools/produce.py)."""
+    sys.exit(run_tool("stream_app.tools.produce", "produce", args))
 
 
-for _tool in TOOLS:
-    _register_tool(_tool)
+@command("dlq", "summary|tail|replay: inspect and re-drive dead letters")
+def dlq_command(args: list[str]) -> None:
+    """Inspect and re-drive dead letters (tools/dlq.py)."""
+    sys.exit(run_tool("stream_app.tools.dlq", "dlq", args))
+
+
+@command("schema", "JSON Schemas of the records, AsyncAPI of the topics")
+def schema_command(args: list[str]) -> None:
+    """Print the records' JSON Schemas or the topics' AsyncAPI document (tools/schema.py)."""
+    sys.exit(run_tool("stream_app.tools.schema", "schema", args))

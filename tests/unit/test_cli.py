@@ -93,10 +93,15 @@ def test_config_prints_effective_settings_with_secrets_masked(
     assert lines["STREAM_APP_INSTANCE_ID"]
 
 
-@pytest.mark.parametrize("command", ["config", "check"])
-def test_help_of_every_command_exits_zero(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    main([command, "--help"])
-    assert capsys.readouterr().out.startswith(f"usage: stream-app {command}")
+def test_help_of_every_command_exits_zero() -> None:
+    for name in COMMANDS:
+        result = subprocess.run(
+            [sys.executable, "-m", "stream_app", name, "--help"],
+            env={**os.environ, "STREAM_APP_BROKER": UNREACHABLE},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, (name, result.stderr)
+        assert "usage" in result.stdout.lower(), name
 
 
 def test_worker_help_prints_faust_options_without_contacting_kafka() -> None:
