@@ -61,7 +61,7 @@ class ProfileProcessor:
             self._invalid(f"Not a profile claim: {exc}", message, outbox)
             return
         partition = _session_partition(message.headers, self.partitions)
-        if partition is _INVALID:
+        if partition == _INVALID:
             self._invalid(
                 f"No valid {SESSION_PARTITION_HEADER} header (0 to {self.partitions - 1})",
                 message,
