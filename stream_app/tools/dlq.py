@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from aiokafka import TopicPartition
@@ -29,9 +30,12 @@ from stream_app.tools.kafka import (
     reader,
 )
 from stream_app.tools.progress import Progress
+from stream_app.worker.dead_letters import ATTEMPT_HEADER, REPLAY_HEADER
 
-#: Header on every replayed record: the dead letter it came from, as `topic:partition:offset`.
-REPLAY_HEADER = "stream-app-replay-of"
+#: A dead letter whose record has failed this often is skipped unless --force (--max-failures).
+MAX_FAILURES_DEFAULT = 3
+#: Replayed records in flight before the replay waits for their acknowledgements.
+MAX_PENDING_SENDS = 1000
 #: How far before the oldest selected dead letter the input topic is searched for earlier
 #: replays of it; a replay is always produced after its dead letter, give or take clock skew.
 REPLAY_SEARCH_MARGIN = timedelta(hours=1)
@@ -70,6 +74,13 @@ input topic (from an hour before the oldest selected dead letter, to allow for c
 skips every dead letter already replayed, so running the same replay twice sends nothing new;
 --again sends them anyway. Two replays running at the same moment can both send a dead letter.
 A replayed record that is rejected again becomes a new dead letter, with new coordinates.
+
+Bounded re-drives: each replayed record also carries '{ATTEMPT_HEADER}' (1 for the first
+replay of a record, 2 for the next, ...), and the worker copies both headers onto the dead
+letter of a replayed record that is rejected again. A dead letter whose record has failed
+--max-failures times (default {MAX_FAILURES_DEFAULT}: the first rejection and two replays) is
+skipped unless --force. --rate N sends at most N records per second. The selection is streamed
+(read twice, never held in memory).
 
 --dry-run prints what would be sent (one line per dead letter) and sends nothing.
 """
@@ -119,6 +130,13 @@ class DeadLetter:
     timestamp_ms: int
     key: bytes | None
     rejection: Rejection | None
+    #: How many times its original record had been replayed when it failed (0: never).
+    replays: int = 0
+
+    @property
+    def failures(self) -> int:
+        """How many times its original record has been rejected: once, plus once per replay."""
+        return 1 + self.replays
 
     @property
     def time(self) -> datetime:
@@ -176,7 +194,13 @@ def dead_letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
         rejection: Rejection | None = decode_rejection(record.value or b"")
     except (msgspec.ValidationError, msgspec.DecodeError):
         rejection = None
-    return DeadLetter(record.partition, record.offset, record.timestamp, record.key, rejection)
+    replays = 0
+    for name, value in record.headers or ():
+        if name == ATTEMPT_HEADER and value.isdigit():
+            replays = int(value)
+    return DeadLetter(
+        record.partition, record.offset, record.timestamp, record.key, rejection, replays
+    )
 
 
 @dataclass
@@ -351,13 +375,14 @@ async def tail(
 
 @dataclass
 class ReplayOutcome:
-    """What a replay selected, skipped as already replayed, and sent."""
+    """What a replay selected, skipped (already replayed, failed too often), and sent."""
 
     selected: int = 0
     already: int = 0
     undecodable: int = 0
+    too_often: int = 0
     sent: int = 0
-    planned: list[DeadLetter] = field(default_factory=list)
+    planned: int = 0
 
 
 async def replayed_coordinates(settings: Settings, since: datetime) -> set[str]:
@@ -385,44 +410,81 @@ async def replay(
     *,
     again: bool,
     dry_run: bool,
+    max_failures: int = MAX_FAILURES_DEFAULT,
+    force: bool = False,
+    rate: float | None = None,
+    planned: Callable[[DeadLetter], None] | None = None,
     progress: Progress | None = None,
 ) -> ReplayOutcome:
-    """Send the selected dead letters' original records back to the input topic, once each."""
+    """Send the selected dead letters' original records back to the input topic, once each.
+
+    Streams the selection (two reads of the dead-letter topic, none of it held in memory): the
+    first finds the oldest selected dead letter, from which on the input topic is read for
+    earlier replays (unless `again`); the second sends. A dead letter whose record has failed
+    `max_failures` times (its replays carry an attempt count, which the worker copies onto a
+    new dead letter) is skipped unless `force`. `rate` bounds the records sent per second.
+    """
     outcome = ReplayOutcome()
-    letters = [letter async for letter in read_dead_letters(settings, selection)]
-    outcome.selected = len(letters)
-    outcome.undecodable = sum(1 for letter in letters if letter.rejection is None)
-    letters = [letter for letter in letters if letter.rejection is not None]
-    if letters and not again:
-        oldest = min(letter.time for letter in letters)
+    oldest: datetime | None = None
+    async for letter in read_dead_letters(settings, selection):
+        outcome.selected += 1
+        if letter.rejection is not None and (oldest is None or letter.time < oldest):
+            oldest = letter.time
+    done: set[str] = set()
+    if oldest is not None and not again:
         done = await replayed_coordinates(settings, oldest - REPLAY_SEARCH_MARGIN)
-        fresh = [d for d in letters if d.coordinates(settings.dlq_topic) not in done]
-        outcome.already = len(letters) - len(fresh)
-        letters = fresh
-    outcome.planned = letters
-    if dry_run or not letters:
-        return outcome
-    if progress is not None:
-        progress.total = len(letters)
-    client = producer(settings, "dlq-replay")
-    await client.start()
+    client = None if dry_run else producer(settings, "dlq-replay")
+    if client is not None:
+        await client.start()
+    pending: list[asyncio.Future[Any]] = []
+    started = asyncio.get_running_loop().time()
     try:
-        pending = []
-        for letter in letters:
-            headers = [(REPLAY_HEADER, letter.coordinates(settings.dlq_topic).encode())]
+        async for letter in read_dead_letters(settings, selection):
+            if letter.rejection is None:
+                outcome.undecodable += 1
+                continue
+            coordinates = letter.coordinates(settings.dlq_topic)
+            if coordinates in done:
+                outcome.already += 1
+                continue
+            if letter.failures >= max_failures and not force:
+                outcome.too_often += 1
+                continue
+            outcome.planned += 1
+            if planned is not None:
+                planned(letter)
+            if client is None:
+                continue
+            if rate is not None:
+                due = started + outcome.planned / rate
+                await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
+            headers = [
+                (REPLAY_HEADER, coordinates.encode()),
+                (ATTEMPT_HEADER, str(letter.replays + 1).encode()),
+            ]
             pending.append(
                 await client.send(
                     settings.input_topic, letter.original_value(), key=letter.key, headers=headers
                 )
             )
-        for future in pending:
-            await future
-            outcome.sent += 1
-            if progress is not None:
-                progress.advance()
+            if len(pending) >= MAX_PENDING_SENDS:
+                outcome.sent += await _acknowledged(pending, progress)
+        outcome.sent += await _acknowledged(pending, progress)
     finally:
-        await client.stop()
+        if client is not None:
+            await client.stop()
     return outcome
+
+
+async def _acknowledged(pending: list[asyncio.Future[Any]], progress: Progress | None) -> int:
+    """Wait for the sends in flight; how many there were."""
+    count = len(pending)
+    for future in pending:
+        await future
+        if progress is not None:
+            progress.advance()
+    pending.clear()
+    return count
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -505,6 +567,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser.add_argument(
         "--dry-run", action="store_true", help="print what would be sent; send nothing"
     )
+    replay_parser.add_argument(
+        "--max-failures",
+        type=int,
+        default=MAX_FAILURES_DEFAULT,
+        metavar="N",
+        help="skip dead letters whose record has failed N times already, counting its replays "
+        f"(default {MAX_FAILURES_DEFAULT})",
+    )
+    replay_parser.add_argument(
+        "--force", action="store_true", help="also send those that failed --max-failures times"
+    )
+    replay_parser.add_argument(
+        "--rate", type=float, metavar="N", help="send at most N records per second"
+    )
     return parser
 
 
@@ -542,23 +618,39 @@ async def _run(settings: Settings, args: argparse.Namespace, selection: Selectio
     if not selection.narrowed and not args.all:
         raise UsageError("replay: select dead letters (--code, --key, --since, --until, "
                          "--offsets), or pass --all")  # fmt: skip
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError("--rate must be a positive number of records per second")
+
+    def show(letter: DeadLetter) -> None:
+        if args.dry_run:
+            print(f"would replay {letter.line()}", flush=True)
+
     progress = Progress(f"replaying to {settings.input_topic}")
     try:
         outcome = await replay(
-            settings, selection, again=args.again, dry_run=args.dry_run, progress=progress
+            settings,
+            selection,
+            again=args.again,
+            dry_run=args.dry_run,
+            max_failures=args.max_failures,
+            force=args.force,
+            rate=args.rate,
+            planned=show,
+            progress=progress,
         )
     finally:
         progress.finish()
-    if args.dry_run:
-        for letter in outcome.planned:
-            print(f"would replay {letter.line()}")
     verb = "would replay" if args.dry_run else "replayed"
-    count = len(outcome.planned) if args.dry_run else outcome.sent
+    count = outcome.planned if args.dry_run else outcome.sent
     parts = [
         f"{verb} {count} of {outcome.selected} selected dead letters to {settings.input_topic}"
     ]
     if outcome.already:
         parts.append(f"{outcome.already} already replayed (--again sends them again)")
+    if outcome.too_often:
+        parts.append(
+            f"{outcome.too_often} failed {args.max_failures} times or more (--force sends them)"
+        )
     if outcome.undecodable:
         parts.append(f"{outcome.undecodable} undecodable")
     print("; ".join(parts))

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 #: Headers that carry a re-keyed event's original coordinates, for its dead-letter record.
 SOURCE_HEADERS = ("source-topic", "source-partition", "source-offset")
+#: Header on a record `stream-app dlq replay` sent: the dead letter it re-drives.
+REPLAY_HEADER = "stream-app-replay-of"
+#: Header on a replayed record: how many times its original record has been replayed (1, 2, ...).
+ATTEMPT_HEADER = "stream-app-replay-attempt"
 #: Kafka's own rule for topic names (kafka.common.internals.Topic): 1-249 of these characters.
 _TOPIC_NAME = re.compile(rb"[a-zA-Z0-9._-]{1,249}")
 #: A partition or offset as the worker writes it: decimal digits, no sign, no spaces.
@@ -83,6 +87,28 @@ def _rekeyed_from(headers: Headers | None) -> RejectionSource | None:
     )
 
 
+def replay_headers(headers: Headers | None) -> Headers | None:
+    """The replay headers of a record a replay sent, well-formed, for its new dead letter.
+
+    So a record that fails again carries its attempt count: `dlq replay` skips it after a few.
+    """
+    kept: list[tuple[str, bytes]] = []
+    for name, value in headers or ():
+        coordinates = name == REPLAY_HEADER and len(value) <= MAX_COORDINATES_BYTES
+        if coordinates or (name == ATTEMPT_HEADER and _ATTEMPT.fullmatch(value)):
+            kept.append((name, value))
+    names = [name for name, _ in kept]
+    if len(set(names)) != len(names):
+        return None  # repeated: not what a replay writes
+    return kept or None
+
+
+#: The longest dead-letter coordinates a replay header may carry (topic:partition:offset).
+MAX_COORDINATES_BYTES = 300
+#: An attempt count as a replay writes it.
+_ATTEMPT = re.compile(rb"[1-9][0-9]{0,3}")
+
+
 def processing_error(exc: BaseException) -> Rejected:
     """The rejection of a record whose handling raised: the exception's type and text."""
     text = f"{type(exc).__name__}: {exc}"
@@ -108,7 +134,12 @@ class DeadLetters:
         record = build_rejection(rejected, raw, source, rejected_at=datetime.now(UTC))
         # The dead letter keeps the key the event arrived with (null for re-keyed ones).
         key = message.key if source.topic == message.topic else None
-        outbox.send(self.settings.dlq_topic, key=key, value=encode_json(record))
+        outbox.send(
+            self.settings.dlq_topic,
+            key=key,
+            value=encode_json(record),
+            headers=replay_headers(message.headers),
+        )
         # Debug only: a stream of bad records must not flood the log at the usual level.
         log.debug(
             "dead letter %s: %s (source %s:%d@%d, key %r)",

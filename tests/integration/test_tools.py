@@ -20,6 +20,7 @@ from dev.harness.workers import WorkerProcess, settings_for
 from stream_app.domain import Rejected, RejectionSource, build_rejection, encode_json
 from stream_app.settings import Settings
 from stream_app.tools.dlq import REPLAY_HEADER
+from stream_app.worker.dead_letters import ATTEMPT_HEADER
 from stream_app.worker.topics import ensure_topics
 from tests.integration.helpers import event, lifecycle_lines, metrics, read_until, run_cli, send
 
@@ -206,3 +207,32 @@ async def test_metrics_show_lag_info_and_end_to_end_latency(
     assert set(lag) >= {"0", "1"}, lag
     assert scrape.value("stream_app_rebalances_total") >= 1
     assert scrape.value("stream_app_restore_remaining_records") == 0
+
+
+async def test_a_record_that_keeps_failing_is_re_driven_a_bounded_number_of_times(
+    start_worker: Callable[..., WorkerProcess], bootstrap: str
+) -> None:
+    worker = start_worker(partitions=PARTITIONS)
+    settings = worker.settings
+    never = event("r9", "NEVER", type_="return", returnedCartItems=[{"position": 0}])
+    await send(bootstrap, settings.input_topic, [("NEVER", never)])
+    await read_until(bootstrap, settings.dlq_topic, lambda rs: len(rs) == 1)
+
+    # Each replay fails again (the session never exists): its dead letter counts the replays.
+    for attempt in (1, 2):
+        replay = run_cli(settings, "dlq", "replay", "--code", "session_not_found", "--rate", "50")
+        assert replay.returncode == 0, replay.stderr
+        assert "replayed 1 of" in replay.stdout, replay.stdout
+        await read_until(bootstrap, settings.dlq_topic, lambda rs, n=attempt: len(rs) == n + 1)
+    letters = await read_all(bootstrap, settings.dlq_topic)
+    assert [dict(r.headers).get(ATTEMPT_HEADER) for r in letters] == [None, b"1", b"2"]
+
+    # The third dead letter is the record's third failure: skipped unless forced.
+    third = run_cli(settings, "dlq", "replay", "--code", "session_not_found")
+    assert "replayed 0 of 3 selected" in third.stdout, third.stdout
+    assert "2 already replayed" in third.stdout
+    assert "1 failed 3 times or more (--force sends them)" in third.stdout
+    forced = run_cli(settings, "dlq", "replay", "--code", "session_not_found", "--force")
+    assert "replayed 1 of 3 selected" in forced.stdout, forced.stdout
+    inputs = await read_all(bootstrap, settings.input_topic)
+    assert [dict(r.headers).get(ATTEMPT_HEADER) for r in inputs] == [None, b"1", b"2", b"3"]

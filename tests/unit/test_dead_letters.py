@@ -341,3 +341,28 @@ def test_a_held_session_is_measured_as_the_snapshot_it_will_release() -> None:
     sessions.consume(_event("e2", attributes={"b": "\x01" * 1000}))
     [dead] = sessions.producer.to(DLQ)
     assert "as a snapshot" in decode_rejection(dead.value).error.message
+
+
+def test_a_replayed_record_that_fails_again_carries_its_attempt_count(sessions: Sessions) -> None:
+    replay = [("stream-app-replay-of", b"dlq:0:7"), ("stream-app-replay-attempt", b"2")]
+    sessions.consume(b"not json", headers=[*replay, ("other", b"x")])
+    dead, _ = _dead_letter(sessions)
+    assert dead.headers == replay
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("stream-app-replay-attempt", b"0")],
+        [("stream-app-replay-attempt", b"-1")],
+        [("stream-app-replay-attempt", b"99999")],
+        [("stream-app-replay-attempt", b"1"), ("stream-app-replay-attempt", b"2")],
+        [("stream-app-replay-of", b"x" * 301)],
+    ],
+)
+def test_malformed_replay_headers_are_not_carried(
+    sessions: Sessions, headers: list[tuple[str, bytes]]
+) -> None:
+    sessions.consume(b"not json", headers=headers)
+    dead, _ = _dead_letter(sessions)
+    assert dead.headers is None
