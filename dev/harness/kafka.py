@@ -9,18 +9,18 @@ One of each: `bootstrap_from_env` (the worker's own parsing and default), `clien
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream_app.kafka_security import SECURITY_ENV_DEFAULTS, KafkaSecurity
 from stream_app.settings import Settings
+from stream_app.tools.kafka import partitions_of_topics, read_range
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +104,8 @@ async def produce_all(bootstrap: str, topic: str, records: Iterable[Record]) -> 
     return count
 
 
-async def topic_partitions(
-    consumer: AIOKafkaConsumer, topics: Iterable[str], attempts: int = 50
-) -> list[TopicPartition]:
-    """Every partition of `topics`, in order, from freshly fetched metadata.
-
-    Waits (up to `attempts` metadata fetches) for a topic that was just created to show up.
-    """
-    topics = list(topics)
-    found: dict[str, set[int]] = {}
-    for _ in range(attempts):
-        await consumer._client.force_metadata_update()
-        found = {topic: consumer.partitions_for_topic(topic) or set() for topic in topics}
-        if all(found.values()):
-            break
-        await asyncio.sleep(0.1)
-    return [TopicPartition(topic, p) for topic in topics for p in sorted(found.get(topic, ()))]
+#: Every partition of some topics, from fresh metadata (the operator tools' own helper).
+topic_partitions = partitions_of_topics
 
 
 def reader(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
@@ -139,26 +125,18 @@ async def read_to_end(bootstrap: str, topics: Iterable[str]) -> AsyncIterator[li
     """Batches of every committed record of `topics`, from the beginning to the end offsets.
 
     The end is each partition's last stable offset when reading starts (what a read_committed
-    reader can reach then); records written later may or may not be included.
+    reader can reach then). The reading is the operator tools' (`read_range`).
     """
     consumer = reader(bootstrap)
     await consumer.start()
     try:
-        tps = await topic_partitions(consumer, topics)
+        tps = await partitions_of_topics(consumer, topics)
         if not tps:
             return
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if ends[tp] > 0}
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=500, max_records=20_000)
-            for messages in batch.values():
-                if messages:
-                    yield messages
-            for tp in list(left):
-                if await consumer.position(tp) >= ends[tp]:
-                    left.discard(tp)
+        starts = dict(await consumer.beginning_offsets(tps))
+        ends = dict(await consumer.end_offsets(tps))
+        async for batch in read_range(consumer, starts, ends):
+            yield batch
     finally:
         await consumer.stop()
 

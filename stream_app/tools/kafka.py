@@ -54,15 +54,31 @@ class TopicNotFound(LookupError):
     """The topic does not exist (or has no partitions yet)."""
 
 
+async def partitions_of_topics(
+    consumer: AIOKafkaConsumer, topics: Iterable[str], attempts: int = METADATA_ATTEMPTS
+) -> list[TopicPartition]:
+    """Every partition of `topics`, in order, from fresh metadata.
+
+    Waits (up to `attempts` metadata fetches) for a topic that was just created to show up; a
+    topic that never does contributes no partition.
+    """
+    topics = list(topics)
+    found: dict[str, set[int]] = {}
+    for _ in range(attempts):
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        found = {topic: consumer.partitions_for_topic(topic) or set() for topic in topics}
+        if all(found.values()):
+            break
+        await asyncio.sleep(0.1)
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(found.get(topic, ()))]
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """Every partition of `topic`, from fresh metadata; TopicNotFound when there are none."""
-    for _ in range(METADATA_ATTEMPTS):
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await asyncio.sleep(0.1)
-    raise TopicNotFound(topic)
+    found = await partitions_of_topics(consumer, [topic])
+    if not found:
+        raise TopicNotFound(topic)
+    return found
 
 
 async def read_range(
