@@ -52,7 +52,6 @@ class FakeWriter:
     changelog: ChangelogOffsets = field(default_factory=ChangelogOffsets)
     last_write: tuple[float, float] = (0.0, 0.0)
     batch_records: int = 1
-    delivered_at_commit: bool = True
 
     async def flush(self) -> None:
         self.calls.append("flush")
@@ -502,7 +501,7 @@ def test_at_least_once_sends_the_changelog_only_after_its_outputs_are_acknowledg
 
 
 def test_a_handled_batch_records_where_its_time_went(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = iter([100.0, 100.5, 101.0, 103.0])  # waiting, locked; after the commit; spare
+    clock = iter([100.0, 100.5, 103.0])  # waiting, locked; spare
     monkeypatch.setattr("stream_app.worker.overrides.checkpoint.time.time", lambda: next(clock))
 
     async def scenario() -> Metrics:
@@ -529,5 +528,27 @@ def test_a_handled_batch_records_where_its_time_went(monkeypatch: pytest.MonkeyP
         "lock": (2, 1.0),  # the lock taken at 100.5
         "apply": (2, 0.2),  # until the write began at 100.6
         "write": (2, 0.2),
-        "deliver": (2, 0.6),  # committed at 101.0 (exactly_once), written by 100.7
+        "deliver": (0, 0.0),  # the writer's to measure (next test)
     }
+
+
+def test_exactly_once_records_are_delivered_when_the_commit_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FakeStore(tmp_path)
+    producers = {"app-0-1": RecordingProducer()}
+    clock = iter([100.6, 100.7, 101.0])  # the write's start and end; after the commit
+    monkeypatch.setattr("stream_app.worker.overrides.writers.time.time", lambda: next(clock))
+
+    async def scenario() -> Metrics:
+        metrics = Metrics()
+        writer = ExactlyOnceWriter(_eos_app(producers), ChangelogOffsets(), metrics)
+        writer.batch_records = 2
+        await writer.for_table(_table(store)).write(_message(1, 30), _outbox(b"out"), [])
+        assert metrics.stages["deliver"].count == 0  # not visible before the commit
+        assert await writer.commit({TP1: 31}, True)
+        return metrics
+
+    deliver = asyncio.run(scenario()).stages["deliver"]
+    assert (deliver.count, round(deliver.total, 3)) == (2, 0.6)  # committed 0.3 s after
+    store.close()

@@ -46,9 +46,6 @@ class Checkpoint:
         #: The fetch stage is measured on the input topic's records: the records of the
         #: internal topics wait for the commit that makes them visible (the deliver stage).
         self.input_topic = input_topic
-        #: (write ended, records) of the batches handled since the last commit, under a
-        #: guarantee whose records are delivered at the commit (the deliver stage).
-        self._written: list[tuple[float, int]] = []
         self.lock = asyncio.Lock()
         #: Per partition, the offset after the last batch handled and not committed yet.
         self.handled: dict[TP, int] = {}
@@ -60,12 +57,6 @@ class Checkpoint:
         self.on_clean_stop: list[Callable[[], None]] = []
         #: Whether the last commit of a stop succeeded (and nothing crashed before it).
         self.stopped_cleanly = False
-
-    @classmethod
-    def of(cls, app: Any) -> Checkpoint:
-        """The app's checkpoint (built by the composition root, app.py)."""
-        checkpoint: Checkpoint = app.checkpoint
-        return checkpoint
 
     async def handle(self, event: Any, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` (the handling of `event`, a batch) and ack it, with no commit in between.
@@ -104,7 +95,8 @@ class Checkpoint:
     def _observe_stages(
         self, message: Any, records: list[Any], waiting: float, locked: float
     ) -> None:
-        """Where the batch's time went, per record (metrics.STAGES)."""
+        """Where the batch's time went, per record (metrics.STAGES); the deliver stage is the
+        writer's (it knows when its records are acknowledged or committed)."""
         metrics, n = self.metrics, len(records)
         handed_over: float | None = getattr(message, "handed_over_at", None)
         if handed_over is not None:
@@ -118,8 +110,6 @@ class Checkpoint:
         if write_started >= locked:  # this batch's write
             metrics.observe_stage("apply", write_started - locked, n)
             metrics.observe_stage("write", write_ended - write_started, n)
-            if self.writer.delivered_at_commit:
-                self._written.append((write_ended, n))
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """Commit every batch handled so far, with everything it wrote. Replaces Faust's
@@ -178,10 +168,6 @@ class Checkpoint:
             return False
         writer.changelog.persist(writer.committed_partitions(offsets))  # 5
         self.handled.clear()  # the lock is held: nothing was handled meanwhile
-        committed_at = time.time()
-        for write_ended, records in self._written:
-            self.metrics.observe_stage("deliver", committed_at - write_ended, records)
-        self._written.clear()
         consumer._committed_offset.update(offsets)  # 6 (private: Faust's bookkeeping)  # noqa: SLF001
         consumer._filter_committable_offsets(list(offsets))  # noqa: SLF001, private: drops acks and gaps
         self.app.monitor.on_tp_commit(offsets)

@@ -19,8 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stream_app.worker.overrides.checkpoint import Checkpoint
-
 log = logging.getLogger(__name__)
 
 MARKER_NAME = "stream-app.running"
@@ -143,5 +141,6 @@ def protect_local_state(app: Any, data_dir: Path) -> StartKind:
     state = LocalState(data_dir, Path(app.conf.tabledir))
     kind = state.open()
     log.info("local tables in %s: %s start", state.table_dir, kind.value)
-    Checkpoint.of(app).on_clean_stop.append(state.close_clean)
+    # The app's checkpoint (checkpoint.py) calls it after the last commit of a clean stop.
+    app.checkpoint.on_clean_stop.append(state.close_clean)
     return kind

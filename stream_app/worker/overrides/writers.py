@@ -88,9 +88,6 @@ class GuaranteeWriter(Protocol):
     last_write: tuple[float, float]
     #: Input records of the batch being handled (set by the checkpoint): stage weights.
     batch_records: int
-    #: Whether a batch's records are delivered when the commit ends (exactly_once) rather
-    #: than when Kafka acknowledges them (the writer measures that itself).
-    delivered_at_commit: bool
 
     def for_table(self, table: LocalTable) -> BatchWriter:
         """The port the processors write one table's batches through."""
@@ -121,8 +118,6 @@ class _TableBatches:
 
 
 class _Writer:
-    delivered_at_commit = False
-
     def __init__(self, app: Any, changelog: ChangelogOffsets, metrics: Metrics) -> None:
         self.app = app
         self.changelog = changelog
@@ -158,9 +153,15 @@ class _Writer:
 
 
 class ExactlyOnceWriter(_Writer):
-    """exactly_once: a batch's records join the transaction of its source partition."""
+    """exactly_once: a batch's records join the transaction of its source partition.
 
-    delivered_at_commit = True
+    They are delivered when the commit ends (the deliver stage is measured there).
+    """
+
+    def __init__(self, app: Any, changelog: ChangelogOffsets, metrics: Metrics) -> None:
+        super().__init__(app, changelog, metrics)
+        #: (write ended, input records) of the batches written since the last commit.
+        self._written: list[tuple[float, int]] = []
 
     async def write(
         self,
@@ -184,6 +185,7 @@ class ExactlyOnceWriter(_Writer):
                 sent = await send_records(producer, table.changelog_records(partition, encoded))
                 self._note_when_delivered(sent, table, partition)
         self.last_write = (started, time.time())
+        self._written.append((self.last_write[1], self.batch_records))
 
     async def flush(self) -> None:
         """Nothing: committing a transaction flushes its producer."""
@@ -212,6 +214,10 @@ class ExactlyOnceWriter(_Writer):
             log.warning("producer fenced: %r", fenced)
             await self.app.crash(fenced)
             return False
+        committed_at = time.time()
+        for write_ended, records in self._written:
+            self.metrics.observe_stage("deliver", committed_at - write_ended, records)
+        self._written.clear()
         elapsed = time.monotonic() - started
         if elapsed > SLOW_COMMIT_SECONDS:
             log.warning("committing %d transactions took %.2f s", len(by_transactional_id), elapsed)
