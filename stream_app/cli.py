@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from stream_app import __version__
-from stream_app.settings import LogFormat, Settings
+from stream_app.settings import LogFormat, Settings, settings_table
 from stream_app.tools import client_errors, load_settings, redact
 
 USAGE = """usage: stream-app <command> [options]
@@ -165,11 +165,16 @@ def run_faust(
 @command("config", "print the effective settings, secrets masked")
 def config_command(args: list[str]) -> None:
     """Print every STREAM_APP_* setting as the worker would use it."""
-    if _asked_for_help(args, "config", "Print every STREAM_APP_* setting with the value the "
-                       "worker would use (derived ones filled in), secrets masked."):  # fmt: skip
+    if _asked_for_help(args, "config [--markdown]", "Print every STREAM_APP_* setting with the "
+                       "value the worker would use (derived ones filled in), secrets masked.\n"
+                       "--markdown: the table of every setting, its default and meaning "
+                       "(the README's)."):  # fmt: skip
+        return
+    if args == ["--markdown"]:
+        print(settings_table(), end="")
         return
     if args:
-        sys.exit(f"stream-app config: takes no arguments, got {args}")
+        sys.exit(f"stream-app config: unknown arguments {args} (try --help)")
     for name, value in load_settings().describe().items():
         print(f"{name}={value}")
 

@@ -70,19 +70,6 @@ class SecurityError(ValueError):
     """The security settings are incomplete or name files that cannot be read."""
 
 
-#: The security variables, with their defaults (blank: not set).
-SECURITY_ENV_DEFAULTS: dict[str, str] = {
-    "STREAM_APP_SECURITY_PROTOCOL": SecurityProtocol.PLAINTEXT.value,
-    "STREAM_APP_SASL_MECHANISM": SaslMechanism.PLAIN.value,
-    "STREAM_APP_SASL_USERNAME": "",
-    "STREAM_APP_SASL_PASSWORD": "",
-    "STREAM_APP_SASL_PASSWORD_FILE": "",
-    "STREAM_APP_SSL_CA_FILE": "",
-    "STREAM_APP_SSL_CERT_FILE": "",
-    "STREAM_APP_SSL_KEY_FILE": "",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class KafkaSecurity:
     """Protocol, SASL credentials and TLS files shared by every Kafka client."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from stream_app.kafka_security import (
     MASK,
-    SECURITY_ENV_DEFAULTS,
     KafkaSecurity,
+    SaslMechanism,
     Secret,
     SecurityError,
+    SecurityProtocol,
 )
 
 
@@ -50,53 +52,267 @@ class SettingsError(ValueError):
     """An environment variable holds a value the worker cannot use."""
 
 
-#: Every environment variable the worker reads, with its default (None: no default).
-ENV_DEFAULTS: Mapping[str, str] = {
-    "STREAM_APP_BROKER": "kafka://localhost:9092",
-    "STREAM_APP_ID": "customer-sessions",
-    "STREAM_APP_INPUT_TOPIC": "customer-session-events",
-    "STREAM_APP_OUTPUT_TOPIC": "customer-sessions",
-    "STREAM_APP_TRANSITIONS_TOPIC": "customer-session-transitions",
-    "STREAM_APP_DLQ_TOPIC": "customer-session-events-dlq",
-    "STREAM_APP_PARTITIONS": "8",
-    "STREAM_APP_DATA_DIR": "./data",
-    "STREAM_APP_WEB_PORT": "6066",
-    "STREAM_APP_PROCESSING_GUARANTEE": ProcessingGuarantee.EXACTLY_ONCE.value,
-    # Empty: derived from the host name and the data directory (Settings.group_instance_id).
-    "STREAM_APP_INSTANCE_ID": "",
-    "STREAM_APP_WEB_HOST": "0.0.0.0",
-    "STREAM_APP_HTTP_TOKEN": "",
-    "STREAM_APP_HTTP_TOKEN_FILE": "",
-    "STREAM_APP_SESSION_TIMEOUT": "60",
-    "STREAM_APP_STANDBY_REPLICAS": "1",
-    **SECURITY_ENV_DEFAULTS,
-    "STREAM_APP_MAX_BATCH": "500",
-    # Empty: 100 under exactly_once (outputs wait for the commit), 1000 under at_least_once.
-    "STREAM_APP_COMMIT_INTERVAL_MS": "",
-    "STREAM_APP_LOG_FORMAT": LogFormat.TEXT.value,
-    "STREAM_APP_ON_PROCESSING_ERROR": OnProcessingError.DEAD_LETTER.value,
-    "STREAM_APP_MAX_SESSION_BYTES": str(512 * 1024),
-    "STREAM_APP_LEAVE_GROUP_ON_STOP": "false",
-    # Empty: the number of brokers, at most 3 (Settings.replication_for).
-    "STREAM_APP_REPLICATION_FACTOR": "",
-    # Empty: the broker's min.insync.replicas.
-    "STREAM_APP_MIN_INSYNC_REPLICAS": "",
-}
+Parse = Callable[[str, str], Any]
 
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable, declared once: `Settings.from_env`, `Settings.to_env`,
+    `stream-app config` and the README's settings table are all derived from this."""
+
+    env: str
+    #: The `Settings` field it fills ("security": read with the others by KafkaSecurity.from_env).
+    attribute: str
+    #: The text used when the variable is unset or blank ("": none).
+    default: str
+    #: (variable name, text) -> value; None for the security variables, read as one group.
+    parse: Parse | None
+    #: What it does, as the README's table says it.
+    meaning: str
+    #: The README's "default" column, when the default text alone does not say it.
+    default_doc: str = ""
+    #: Never printed, logged or shown in a repr.
+    secret: bool = False
+    #: The value the worker derives when the variable is blank, as `stream-app config` shows it.
+    effective: Callable[[Settings], str] | None = None
+
+    @property
+    def documented_default(self) -> str:
+        """The README's "default" column."""
+        if self.default_doc:
+            return self.default_doc
+        return f"`{self.default}`" if self.default else "(none)"
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _secret(name: str, raw: str) -> Secret:
+    return Secret(raw)
+
+
+def _optional(parse: Parse) -> Parse:
+    """A setting whose blank value means "not set" (None)."""
+    return lambda name, raw: parse(name, raw) if raw else None
+
+
+def _choice(enum: type[StrEnum]) -> Parse:
+    def parse(name: str, raw: str) -> StrEnum:
+        try:
+            return enum(raw)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise SettingsError(f"{name}={raw!r}: expected one of {allowed}") from None
+
+    return parse
+
+
+def _broker_url(name: str, raw: str) -> str:
+    # Faust wants a scheme on every entry; users often write plain host:port lists.
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if not entries:
+        raise SettingsError(f"{name} is empty")
+    return ",".join(entry if "://" in entry else f"kafka://{entry}" for entry in entries)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a positive integer") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a positive integer")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds") from None
+    if not value > 0:
+        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _count(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0")
+    return value
+
+
+def _bytes_between(low: int, high: int) -> Parse:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={raw!r}: expected a number of bytes from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return value == "true"
+
+
+def _as_text(value: object) -> str:
+    """A parsed value as the text its variable held (None: blank)."""
+    if value is None:
+        return ""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+_SECURITY = "security"
+
+#: Every environment variable the worker reads, in the README's order.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("STREAM_APP_BROKER", "broker", "kafka://localhost:9092", _broker_url,
+            "bootstrap servers, comma-separated; the `kafka://` scheme is optional"),
+    Setting("STREAM_APP_ID", "app_id", "customer-sessions", _text,
+            "app id: consumer group, transactional-id prefix, prefix of internal topics"),
+    Setting("STREAM_APP_INPUT_TOPIC", "input_topic", "customer-session-events", _text,
+            "topic of input events"),
+    Setting("STREAM_APP_OUTPUT_TOPIC", "output_topic", "customer-sessions", _text,
+            "topic of CustomerSession snapshots"),
+    Setting("STREAM_APP_TRANSITIONS_TOPIC", "transitions_topic", "customer-session-transitions",
+            _text, "topic of state transitions"),
+    Setting("STREAM_APP_DLQ_TOPIC", "dlq_topic", "customer-session-events-dlq", _text,
+            "topic of dead-letter records"),
+    Setting("STREAM_APP_PARTITIONS", "partitions", "8", _positive_int,
+            "partitions of the input topic when the worker creates it"),
+    Setting("STREAM_APP_DATA_DIR", "data_dir", "./data", _path,
+            "local state (RocksDB); rebuilt from the changelogs when lost"),
+    Setting("STREAM_APP_WEB_PORT", "web_port", "6066", _positive_int,
+            "HTTP port (`--web-port` overrides it)"),
+    Setting("STREAM_APP_WEB_HOST", "web_host", "0.0.0.0", _text,
+            "address the HTTP server binds to (`127.0.0.1`: this machine only)"),
+    Setting("STREAM_APP_HTTP_TOKEN", "http_token", "", _optional(_secret),
+            "when set, `GET /sessions/...` needs `Authorization: Bearer <token>`; probes and "
+            "metrics stay open", secret=True),
+    Setting("STREAM_APP_HTTP_TOKEN_FILE", "http_token_file", "", _optional(_path),
+            "file holding the token (a mounted secret), instead of `STREAM_APP_HTTP_TOKEN`"),
+    Setting("STREAM_APP_PROCESSING_GUARANTEE", "processing_guarantee",
+            ProcessingGuarantee.EXACTLY_ONCE.value, _choice(ProcessingGuarantee),
+            "`exactly_once` or `at_least_once` (see [Delivery guarantees](#delivery-guarantees))"),
+    Setting("STREAM_APP_INSTANCE_ID", "instance_id", "", _optional(_text),
+            "the worker's static consumer-group membership id (`group.instance.id`): a worker "
+            "restarted under the same id takes its partitions back at once, without a "
+            "rebalance; it must be unique among live workers and the same across restarts of "
+            "one worker (e.g. the pod name in a StatefulSet)",
+            default_doc="host name + a digest of the data directory's path",
+            effective=lambda settings: settings.group_instance_id),
+    Setting("STREAM_APP_SESSION_TIMEOUT", "session_timeout", "60", _positive_float,
+            "seconds without a heartbeat before the group hands a worker's partitions to others "
+            "(within the broker's `group.min/max.session.timeout.ms`)"),
+    Setting("STREAM_APP_STANDBY_REPLICAS", "standby_replicas", "1", _count,
+            "workers that keep a warm copy of each table partition besides its owner (faster "
+            "failover, more changelog reading)"),
+    Setting("STREAM_APP_MAX_BATCH", "max_batch", "500", _positive_int,
+            "the most records of one partition the worker handles as one batch (one state "
+            "write per session per batch)"),
+    Setting("STREAM_APP_COMMIT_INTERVAL_MS", "commit_interval_ms", "",
+            _optional(_positive_int),
+            "time between commits; under `exactly_once` outputs become visible at each commit",
+            default_doc="`100` under `exactly_once`, `1000` under `at_least_once`",
+            effective=lambda settings: str(round(settings.commit_interval * 1000))),
+    Setting("STREAM_APP_LOG_FORMAT", "log_format", LogFormat.TEXT.value, _choice(LogFormat),
+            "`text` (Faust's log lines) or `json` (one JSON object per line: `time`, `level`, "
+            "`logger`, `process`, `message`, and `exc_info` for an error), for the worker's and "
+            "Faust's own log lines"),
+    Setting("STREAM_APP_ON_PROCESSING_ERROR", "on_processing_error",
+            OnProcessingError.DEAD_LETTER.value, _choice(OnProcessingError),
+            "what a record whose handling raises does (a bug, or an internal record the worker "
+            "cannot read): `dead_letter` sends it to the dead-letter topic as "
+            "`processing_error` with the exception's type and text, and the partition goes on; "
+            "`stop` stops the worker without committing (it reads the record again on its next "
+            "start)"),
+    Setting("STREAM_APP_MAX_SESSION_BYTES", "max_session_bytes", str(512 * 1024),
+            _bytes_between(MIN_SESSION_BYTES, MAX_SESSION_BYTES),
+            f"the largest a session may grow, stored and as a snapshot ({MIN_SESSION_BYTES} to "
+            f"{MAX_SESSION_BYTES}): an event that would make it larger is rejected "
+            "`session_too_large` and the session keeps its previous state",
+            default_doc=f"`{512 * 1024}` (512 KiB)"),
+    Setting("STREAM_APP_LEAVE_GROUP_ON_STOP", "leave_group_on_stop", "false", _boolean,
+            "`true`: after a clean stop the worker leaves its consumer group at once, so the "
+            "others take its partitions (a scale-down); `false`: it stays a member until its "
+            "session times out, so a restart under the same instance id moves no partition (a "
+            "rolling upgrade)"),
+    Setting("STREAM_APP_REPLICATION_FACTOR", "replication_factor", "",
+            _optional(_positive_int),
+            "replication factor of the topics the worker creates, Faust's changelogs included",
+            default_doc="(none: the number of brokers, at most 3)"),
+    Setting("STREAM_APP_MIN_INSYNC_REPLICAS", "min_insync_replicas", "",
+            _optional(_positive_int),
+            "`min.insync.replicas` of the topics the worker creates",
+            default_doc="(none: the broker's default)"),
+    Setting("STREAM_APP_SECURITY_PROTOCOL", _SECURITY, SecurityProtocol.PLAINTEXT.value, None,
+            "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka client "
+            "(worker, topic creation, tools)"),
+    Setting("STREAM_APP_SASL_MECHANISM", _SECURITY, SaslMechanism.PLAIN.value, None,
+            "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`"),
+    Setting("STREAM_APP_SASL_USERNAME", _SECURITY, "", None,
+            "SASL user; required with `SASL_*`"),
+    Setting("STREAM_APP_SASL_PASSWORD", _SECURITY, "", None,
+            "SASL password (never logged or printed)", secret=True),
+    Setting("STREAM_APP_SASL_PASSWORD_FILE", _SECURITY, "", None,
+            "file holding the password (a mounted secret), instead of `STREAM_APP_SASL_PASSWORD`"),
+    Setting("STREAM_APP_SSL_CA_FILE", _SECURITY, "", None,
+            "PEM file of the CAs that sign the brokers' certificates",
+            default_doc="(none: system CAs)"),
+    Setting("STREAM_APP_SSL_CERT_FILE", _SECURITY, "", None,
+            "PEM client certificate, for brokers that require one (with its key)"),
+    Setting("STREAM_APP_SSL_KEY_FILE", _SECURITY, "", None,
+            "PEM key of the client certificate"),
+)  # fmt: skip
+
+#: Each variable's default text ("": none).
+ENV_DEFAULTS: Mapping[str, str] = {setting.env: setting.default for setting in SETTINGS}
+#: The variables KafkaSecurity reads.
+SECURITY_ENV: frozenset[str] = frozenset(s.env for s in SETTINGS if s.attribute == _SECURITY)
 #: Settings that only a SASL broker or an HTTP token needs (blank by default, or the mechanism).
 OPTIONAL_ENV: frozenset[str] = frozenset(
     {name for name, value in ENV_DEFAULTS.items() if not value} | {"STREAM_APP_SASL_MECHANISM"}
 )
-
+#: Variables whose values are secrets: never printed, logged or shown in a repr.
+SECRET_ENV: frozenset[str] = frozenset(s.env for s in SETTINGS if s.secret)
 #: Addresses that only this machine can reach.
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
-#: Variables whose values are secrets: never printed, logged or shown in a repr.
-SECRET_ENV: frozenset[str] = frozenset({"STREAM_APP_SASL_PASSWORD", "STREAM_APP_HTTP_TOKEN"})
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), from the declarations above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.env}` | {s.documented_default} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The worker's configuration; built by `Settings.from_env`, never read from env elsewhere."""
+    """The worker's configuration; built by `Settings.from_env`, never read from env elsewhere.
+
+    Each field's variable, default and parser are declared once, in `SETTINGS`.
+    """
 
     broker: str
     app_id: str
@@ -107,37 +323,35 @@ class Settings:
     partitions: int
     data_dir: Path
     web_port: int
+    web_host: str
+    #: Bearer token required on /sessions/... (None: open).
+    http_token: Secret | None
+    #: The file the token was read from (a mounted secret), when it came from one.
+    http_token_file: Path | None
     processing_guarantee: ProcessingGuarantee
     #: Static group membership id; None: derived from the host and data directory.
-    instance_id: str | None = None
-    #: Address the HTTP server binds to.
-    web_host: str = "0.0.0.0"
-    #: Bearer token required on /sessions/... (None: open).
-    http_token: Secret | None = None
-    #: The file the token was read from (a mounted secret), when it came from one.
-    http_token_file: Path | None = None
+    instance_id: str | None
     #: Seconds without a heartbeat before the group gives a worker's partitions to others.
-    session_timeout: float = 60.0
+    session_timeout: float
     #: Workers that keep a warm copy of each table partition besides its owner.
-    standby_replicas: int = 1
-    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    standby_replicas: int
     #: The most records of one partition handled as one batch.
-    max_batch: int = 500
+    max_batch: int
     #: How often handled records are committed; None: the guarantee's default (commit_interval).
-    commit_interval_ms: int | None = None
-    #: Log lines as text (Faust's format) or as one JSON object per line.
-    log_format: LogFormat = LogFormat.TEXT
+    commit_interval_ms: int | None
+    log_format: LogFormat
     #: A record whose handling raises: dead-lettered as `processing_error`, or the worker stops.
-    on_processing_error: OnProcessingError = OnProcessingError.DEAD_LETTER
+    on_processing_error: OnProcessingError
     #: The largest a session may be, stored (msgpack) and as a snapshot (JSON), in bytes.
-    max_session_bytes: int = 512 * 1024
+    max_session_bytes: int
     #: Leave the consumer group after a clean stop (scale-down), instead of keeping the static
     #: membership for a restart under the same instance id (rolling upgrade: no rebalance).
-    leave_group_on_stop: bool = False
+    leave_group_on_stop: bool
     #: Replication factor of the topics the worker creates; None: the brokers, at most 3.
-    replication_factor: int | None = None
+    replication_factor: int | None
     #: min.insync.replicas of the topics the worker creates; None: the broker's default.
-    min_insync_replicas: int | None = None
+    min_insync_replicas: int | None
+    security: KafkaSecurity
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -148,124 +362,33 @@ class Settings:
             value = env.get(name, "").strip()
             return value or ENV_DEFAULTS[name]
 
-        interval = get("STREAM_APP_COMMIT_INTERVAL_MS")
-        guarantee = get("STREAM_APP_PROCESSING_GUARANTEE")
+        values: dict[str, Any] = {
+            setting.attribute: setting.parse(setting.env, get(setting.env))
+            for setting in SETTINGS
+            if setting.parse is not None
+        }
         try:
-            processing_guarantee = ProcessingGuarantee(guarantee)
-        except ValueError:
-            allowed = ", ".join(g.value for g in ProcessingGuarantee)
-            raise SettingsError(
-                f"STREAM_APP_PROCESSING_GUARANTEE={guarantee!r}: expected one of {allowed}"
-            ) from None
-        try:
-            security = KafkaSecurity.from_env(get)
+            values[_SECURITY] = KafkaSecurity.from_env(get)
         except SecurityError as exc:
             raise SettingsError(str(exc)) from None
-        token = get("STREAM_APP_HTTP_TOKEN")
-        token_file = get("STREAM_APP_HTTP_TOKEN_FILE")
-        if token and token_file:
-            raise SettingsError("set STREAM_APP_HTTP_TOKEN or STREAM_APP_HTTP_TOKEN_FILE, not both")
-        if token_file:
-            try:
-                token = Path(token_file).read_text().strip()
-            except OSError as exc:
-                raise SettingsError(
-                    f"STREAM_APP_HTTP_TOKEN_FILE={token_file!r}: cannot read it ({exc.strerror})"
-                ) from None
-            if not token:
-                raise SettingsError(f"STREAM_APP_HTTP_TOKEN_FILE={token_file!r} is empty")
-        log_format = get("STREAM_APP_LOG_FORMAT")
-        if log_format not in set(LogFormat):
-            allowed = ", ".join(f.value for f in LogFormat)
-            raise SettingsError(f"STREAM_APP_LOG_FORMAT={log_format!r}: expected one of {allowed}")
-        on_error = get("STREAM_APP_ON_PROCESSING_ERROR")
-        if on_error not in set(OnProcessingError):
-            allowed = ", ".join(o.value for o in OnProcessingError)
-            raise SettingsError(
-                f"STREAM_APP_ON_PROCESSING_ERROR={on_error!r}: expected one of {allowed}"
-            )
-        return cls(
-            broker=_broker_url(get("STREAM_APP_BROKER")),
-            app_id=get("STREAM_APP_ID"),
-            input_topic=get("STREAM_APP_INPUT_TOPIC"),
-            output_topic=get("STREAM_APP_OUTPUT_TOPIC"),
-            transitions_topic=get("STREAM_APP_TRANSITIONS_TOPIC"),
-            dlq_topic=get("STREAM_APP_DLQ_TOPIC"),
-            partitions=_positive_int("STREAM_APP_PARTITIONS", get("STREAM_APP_PARTITIONS")),
-            data_dir=Path(get("STREAM_APP_DATA_DIR")),
-            web_port=_positive_int("STREAM_APP_WEB_PORT", get("STREAM_APP_WEB_PORT")),
-            processing_guarantee=processing_guarantee,
-            instance_id=get("STREAM_APP_INSTANCE_ID") or None,
-            web_host=get("STREAM_APP_WEB_HOST"),
-            http_token=Secret(token) if token else None,
-            http_token_file=Path(token_file) if token_file else None,
-            session_timeout=_positive_float(
-                "STREAM_APP_SESSION_TIMEOUT", get("STREAM_APP_SESSION_TIMEOUT")
-            ),
-            standby_replicas=_count(
-                "STREAM_APP_STANDBY_REPLICAS", get("STREAM_APP_STANDBY_REPLICAS")
-            ),
-            security=security,
-            max_batch=_positive_int("STREAM_APP_MAX_BATCH", get("STREAM_APP_MAX_BATCH")),
-            commit_interval_ms=(
-                _positive_int("STREAM_APP_COMMIT_INTERVAL_MS", interval) if interval else None
-            ),
-            log_format=LogFormat(log_format),
-            on_processing_error=OnProcessingError(on_error),
-            max_session_bytes=_bytes_between(
-                "STREAM_APP_MAX_SESSION_BYTES",
-                get("STREAM_APP_MAX_SESSION_BYTES"),
-                MIN_SESSION_BYTES,
-                MAX_SESSION_BYTES,
-            ),
-            leave_group_on_stop=_boolean(
-                "STREAM_APP_LEAVE_GROUP_ON_STOP", get("STREAM_APP_LEAVE_GROUP_ON_STOP")
-            ),
-            replication_factor=_optional_positive_int(
-                "STREAM_APP_REPLICATION_FACTOR", get("STREAM_APP_REPLICATION_FACTOR")
-            ),
-            min_insync_replicas=_optional_positive_int(
-                "STREAM_APP_MIN_INSYNC_REPLICAS", get("STREAM_APP_MIN_INSYNC_REPLICAS")
-            ),
-        )
+        values["http_token"] = _http_token(values["http_token"], values["http_token_file"])
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """The STREAM_APP_* variables that `from_env` reads back into these settings."""
-        return {
-            "STREAM_APP_BROKER": self.broker,
-            "STREAM_APP_ID": self.app_id,
-            "STREAM_APP_INPUT_TOPIC": self.input_topic,
-            "STREAM_APP_OUTPUT_TOPIC": self.output_topic,
-            "STREAM_APP_TRANSITIONS_TOPIC": self.transitions_topic,
-            "STREAM_APP_DLQ_TOPIC": self.dlq_topic,
-            "STREAM_APP_PARTITIONS": str(self.partitions),
-            "STREAM_APP_DATA_DIR": str(self.data_dir),
-            "STREAM_APP_WEB_PORT": str(self.web_port),
-            "STREAM_APP_PROCESSING_GUARANTEE": self.processing_guarantee.value,
-            "STREAM_APP_INSTANCE_ID": self.instance_id or "",
-            "STREAM_APP_WEB_HOST": self.web_host,
-            "STREAM_APP_HTTP_TOKEN": (
-                ""
-                if self.http_token is None or self.http_token_file is not None
-                else self.http_token.reveal()
-            ),
-            "STREAM_APP_HTTP_TOKEN_FILE": (
-                "" if self.http_token_file is None else str(self.http_token_file)
-            ),
-            "STREAM_APP_SESSION_TIMEOUT": f"{self.session_timeout:g}",
-            "STREAM_APP_STANDBY_REPLICAS": str(self.standby_replicas),
-            **self.security.to_env(),
-            "STREAM_APP_MAX_BATCH": str(self.max_batch),
-            "STREAM_APP_COMMIT_INTERVAL_MS": (
-                "" if self.commit_interval_ms is None else str(self.commit_interval_ms)
-            ),
-            "STREAM_APP_LOG_FORMAT": self.log_format.value,
-            "STREAM_APP_ON_PROCESSING_ERROR": self.on_processing_error.value,
-            "STREAM_APP_MAX_SESSION_BYTES": str(self.max_session_bytes),
-            "STREAM_APP_LEAVE_GROUP_ON_STOP": str(self.leave_group_on_stop).lower(),
-            "STREAM_APP_REPLICATION_FACTOR": _text(self.replication_factor),
-            "STREAM_APP_MIN_INSYNC_REPLICAS": _text(self.min_insync_replicas),
+        security = self.security.to_env()
+        env = {
+            setting.env: (
+                security[setting.env]
+                if setting.attribute == _SECURITY
+                else _as_text(getattr(self, setting.attribute))
+            )
+            for setting in SETTINGS
         }
+        if self.http_token_file is not None:
+            # The file, not its content, goes to a child process's environment.
+            env["STREAM_APP_HTTP_TOKEN"] = ""
+        return env
 
     def describe(self) -> dict[str, str]:
         """The effective settings as variables, secrets masked: what `stream-app config` prints.
@@ -273,15 +396,13 @@ class Settings:
         Values derived when a variable is blank (the instance id, the commit interval) are
         shown as the worker uses them.
         """
-        effective = {
-            **self.to_env(),
-            "STREAM_APP_INSTANCE_ID": self.group_instance_id,
-            "STREAM_APP_COMMIT_INTERVAL_MS": str(round(self.commit_interval * 1000)),
-        }
-        return {
-            name: MASK if name in SECRET_ENV and value else value
-            for name, value in effective.items()
-        }
+        described = self.to_env()
+        for setting in SETTINGS:
+            if setting.effective is not None:
+                described[setting.env] = setting.effective(self)
+            if setting.secret and described[setting.env]:
+                described[setting.env] = MASK
+        return described
 
     def replication_for(self, brokers: int) -> int:
         """Replication factor of the topics the worker creates on a cluster of `brokers`."""
@@ -353,64 +474,17 @@ class Settings:
         return f"{self.app_id}-rekeyed-events"
 
 
-def _broker_url(raw: str) -> str:
-    # Faust wants a scheme on every entry; users often write plain host:port lists.
-    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
-    if not entries:
-        raise SettingsError("STREAM_APP_BROKER is empty")
-    return ",".join(entry if "://" in entry else f"kafka://{entry}" for entry in entries)
-
-
-def _positive_int(name: str, raw: str) -> int:
+def _http_token(inline: Secret | None, token_file: Path | None) -> Secret | None:
+    if inline is not None and token_file is not None:
+        raise SettingsError("set STREAM_APP_HTTP_TOKEN or STREAM_APP_HTTP_TOKEN_FILE, not both")
+    if token_file is None:
+        return inline
     try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a positive integer") from None
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r}: expected a positive integer")
-    return value
-
-
-def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds") from None
-    if not value > 0:
-        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds")
-    return value
-
-
-def _count(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0")
-    return value
-
-
-def _bytes_between(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={raw!r}: expected a number of bytes from {low} to {high}")
-    return value
-
-
-def _boolean(name: str, raw: str) -> bool:
-    value = raw.lower()
-    if value not in ("true", "false"):
-        raise SettingsError(f"{name}={raw!r}: expected true or false")
-    return value == "true"
-
-
-def _optional_positive_int(name: str, raw: str) -> int | None:
-    return None if not raw else _positive_int(name, raw)
-
-
-def _text(value: int | None) -> str:
-    return "" if value is None else str(value)
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise SettingsError(
+            f"STREAM_APP_HTTP_TOKEN_FILE={str(token_file)!r}: cannot read it ({exc.strerror})"
+        ) from None
+    if not token:
+        raise SettingsError(f"STREAM_APP_HTTP_TOKEN_FILE={str(token_file)!r} is empty")
+    return Secret(token)

@@ -18,8 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream_app.kafka_security import SECURITY_ENV_DEFAULTS, KafkaSecurity
-from stream_app.settings import Settings
+from stream_app.kafka_security import KafkaSecurity
+from stream_app.settings import SECURITY_ENV, Settings
 from stream_app.tools.kafka import partitions_of_topics, read_range
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def bootstrap_from_env(environ: Mapping[str, str] | None = None) -> str:
 def security_from_env(environ: Mapping[str, str] | None = None) -> KafkaSecurity:
     """The STREAM_APP_* security settings of the environment, read as the worker reads them."""
     env = os.environ if environ is None else environ
-    security = {name: value for name, value in env.items() if name in SECURITY_ENV_DEFAULTS}
+    security = {name: value for name, value in env.items() if name in SECURITY_ENV}
     return Settings.from_env(security).security
 
 

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -35,20 +36,22 @@ def settings_for(
     guarantee: str | ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
 ) -> Settings:
     """Settings whose app id and topic names all start with `prefix` (a run of its own)."""
-    return Settings(
-        broker=Settings.from_env({"STREAM_APP_BROKER": bootstrap}).broker,
-        app_id=prefix,
-        input_topic=f"{prefix}-events",
-        output_topic=f"{prefix}-sessions",
-        transitions_topic=f"{prefix}-transitions",
-        dlq_topic=f"{prefix}-dlq",
-        partitions=partitions,
-        data_dir=data_dir,
-        web_port=free_port() if web_port is None else web_port,
-        processing_guarantee=ProcessingGuarantee(guarantee),
-        # The caller's broker security (STREAM_APP_SECURITY_PROTOCOL, ...), as for every client.
-        security=security_from_env(),
+    settings = Settings.from_env(
+        {
+            "STREAM_APP_BROKER": bootstrap,
+            "STREAM_APP_ID": prefix,
+            "STREAM_APP_INPUT_TOPIC": f"{prefix}-events",
+            "STREAM_APP_OUTPUT_TOPIC": f"{prefix}-sessions",
+            "STREAM_APP_TRANSITIONS_TOPIC": f"{prefix}-transitions",
+            "STREAM_APP_DLQ_TOPIC": f"{prefix}-dlq",
+            "STREAM_APP_PARTITIONS": str(partitions),
+            "STREAM_APP_DATA_DIR": str(data_dir),
+            "STREAM_APP_WEB_PORT": str(free_port() if web_port is None else web_port),
+            "STREAM_APP_PROCESSING_GUARANTEE": ProcessingGuarantee(guarantee).value,
+        }
     )
+    # The caller's broker security (STREAM_APP_SECURITY_PROTOCOL, ...), as for every client.
+    return replace(settings, security=security_from_env())
 
 
 class WorkerProcess:

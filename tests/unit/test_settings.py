@@ -9,6 +9,8 @@ import pytest
 from stream_app.kafka_security import SaslMechanism, SecurityProtocol
 from stream_app.settings import (
     ENV_DEFAULTS,
+    SECRET_ENV,
+    SETTINGS,
     LogFormat,
     OnProcessingError,
     ProcessingGuarantee,
@@ -198,3 +200,31 @@ def test_replication_follows_the_brokers_up_to_three_unless_set() -> None:
     assert settings.topic_configs == {}
     with pytest.raises(SettingsError, match="STREAM_APP_REPLICATION_FACTOR='0'"):
         Settings.from_env({"STREAM_APP_REPLICATION_FACTOR": "0"})
+
+
+def test_each_declared_setting_is_read_exported_and_described_through_its_declaration(
+    tmp_path: Path,
+) -> None:
+    # Every field of Settings is filled by exactly one declared variable (security: a group).
+    fields = set(Settings.__dataclass_fields__)
+    declared = {setting.attribute for setting in SETTINGS}
+    assert declared == fields
+    assert len({setting.env for setting in SETTINGS}) == len(SETTINGS)
+    defaults = Settings.from_env({})
+    for setting in SETTINGS:
+        assert setting.env.startswith("STREAM_APP_")
+        if setting.parse is not None:
+            parsed = setting.parse(setting.env, setting.default) if setting.default else None
+            assert getattr(defaults, setting.attribute) == parsed, setting.env
+    # Secrets are masked by `config`, derived values shown as the worker uses them.
+    described = Settings.from_env(
+        {"STREAM_APP_HTTP_TOKEN": "t0ken", "STREAM_APP_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+         "STREAM_APP_SASL_USERNAME": "u", "STREAM_APP_SASL_PASSWORD": "pw",
+         "STREAM_APP_DATA_DIR": str(tmp_path)}
+    ).describe()  # fmt: skip
+    assert set(described) == set(ENV_DEFAULTS)
+    assert {name for name, value in described.items() if value == "***"} == SECRET_ENV
+    assert described["STREAM_APP_COMMIT_INTERVAL_MS"] == "100"
+    assert described["STREAM_APP_INSTANCE_ID"].endswith(
+        Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path)}).group_instance_id[-10:]
+    )
