@@ -120,47 +120,32 @@ def _broker_url(name: str, raw: str) -> str:
     return ",".join(entry if "://" in entry else f"kafka://{entry}" for entry in entries)
 
 
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a positive integer") from None
-    if value < 1:
-        raise SettingsError(f"{name}={raw!r}: expected a positive integer")
-    return value
+def _number(
+    kind: type[int] | type[float], accepts: Callable[[float], bool], expected: str
+) -> Parse:
+    """A parser of numbers that `accepts`, naming what it `expected` when the text is not one."""
 
-
-def _positive_float(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds") from None
-    if not value > 0:
-        raise SettingsError(f"{name}={raw!r}: expected a positive number of seconds")
-    return value
-
-
-def _count(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r}: expected an integer >= 0")
-    return value
-
-
-def _bytes_between(low: int, high: int) -> Parse:
-    def parse(name: str, raw: str) -> int:
+    def parse(name: str, raw: str) -> int | float:
         try:
-            value = int(raw)
+            value = kind(raw)
         except ValueError:
-            value = -1
-        if not low <= value <= high:
-            raise SettingsError(f"{name}={raw!r}: expected a number of bytes from {low} to {high}")
+            value = None
+        if value is None or not accepts(value):
+            raise SettingsError(f"{name}={raw!r}: expected {expected}")
         return value
 
     return parse
+
+
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_positive_float = _number(float, lambda value: value > 0, "a positive number of seconds")
+_count = _number(int, lambda value: value >= 0, "an integer >= 0")
+
+
+def _bytes_between(low: int, high: int) -> Parse:
+    return _number(
+        int, lambda value: low <= value <= high, f"a number of bytes from {low} to {high}"
+    )
 
 
 def _boolean(name: str, raw: str) -> bool:
