@@ -7,10 +7,12 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from stream_app.domain.retention import Retention
 from stream_app.kafka_security import (
     MASK,
     KafkaSecurity,
@@ -75,6 +77,8 @@ class Setting:
     secret: bool = False
     #: The value the worker derives when the variable is blank, as `stream-app config` shows it.
     effective: Callable[[Settings], str] | None = None
+    #: The parsed value as the variable's text, when `_as_text` does not give it.
+    show: Callable[[Any], str] | None = None
 
     @property
     def documented_default(self) -> str:
@@ -153,6 +157,30 @@ def _boolean(name: str, raw: str) -> bool:
     if value not in ("true", "false"):
         raise SettingsError(f"{name}={raw!r}: expected true or false")
     return value == "true"
+
+
+#: Units of a duration setting, largest first.
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+FOREVER = "forever"
+
+
+def _duration(name: str, raw: str) -> timedelta | None:
+    """`forever` (None), or a positive whole number of days, hours, minutes or seconds."""
+    if raw.lower() == FOREVER:
+        return None
+    number, unit = raw[:-1], raw[-1:].lower()
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) < 1:
+        raise SettingsError(f"{name}={raw!r}: expected {FOREVER} or a duration such as 90d, 12h, "
+                            "30m or 45s")  # fmt: skip
+    return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
+def _duration_text(value: timedelta | None) -> str:
+    if value is None:
+        return FOREVER
+    seconds = int(value.total_seconds())
+    unit = next(unit for unit, size in _DURATION_UNITS.items() if seconds % size == 0)
+    return f"{seconds // _DURATION_UNITS[unit]}{unit}"
 
 
 def _as_text(value: object) -> str:
@@ -251,6 +279,21 @@ SETTINGS: tuple[Setting, ...] = (
             _optional(_positive_int),
             "`min.insync.replicas` of the topics the worker creates",
             default_doc="(none: the broker's default)"),
+    Setting("STREAM_APP_RETENTION_FINAL", "retention_final", "7d", _duration,
+            "how long a cancelled session stays in the table after its last event (event time, "
+            "see [Retention](docs/contract.md#10-limits-and-retention)); `forever` keeps them",
+            show=_duration_text),
+    Setting("STREAM_APP_RETENTION_CLOSED", "retention_closed", "90d", _duration,
+            "how long a closed or partially returned session stays after its last event: the "
+            "return window, after which a return is rejected `session_not_found`; `forever` "
+            "keeps them", show=_duration_text),
+    Setting("STREAM_APP_RETENTION_IDLE", "retention_idle", "30d", _duration,
+            "how long an open session with no event stays; a later event for it starts a new "
+            "session; `forever` keeps them", show=_duration_text),
+    Setting("STREAM_APP_RETENTION_SNAPSHOT_TOMBSTONES", "retention_snapshot_tombstones",
+            "false", _boolean,
+            "`true`: a session leaving the table also gets a tombstone (null value) on the "
+            "snapshot topic, so a compacted copy of that topic forgets it too"),
     Setting("STREAM_APP_SECURITY_PROTOCOL", _SECURITY, SecurityProtocol.PLAINTEXT.value, None,
             "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka client "
             "(worker, topic creation, tools)"),
@@ -336,6 +379,12 @@ class Settings:
     replication_factor: int | None
     #: min.insync.replicas of the topics the worker creates; None: the broker's default.
     min_insync_replicas: int | None
+    #: How long cancelled / closed or partially returned / idle open sessions stay (None: ever).
+    retention_final: timedelta | None
+    retention_closed: timedelta | None
+    retention_idle: timedelta | None
+    #: Whether an expired session also gets a tombstone on the snapshot topic.
+    retention_snapshot_tombstones: bool
     security: KafkaSecurity
 
     @classmethod
@@ -366,7 +415,7 @@ class Settings:
             setting.env: (
                 security[setting.env]
                 if setting.attribute == _SECURITY
-                else _as_text(getattr(self, setting.attribute))
+                else (setting.show or _as_text)(getattr(self, setting.attribute))
             )
             for setting in SETTINGS
         }
@@ -388,6 +437,11 @@ class Settings:
             if setting.secret and described[setting.env]:
                 described[setting.env] = MASK
         return described
+
+    @property
+    def retention(self) -> Retention:
+        """The retention rules of the sessions table."""
+        return Retention(self.retention_final, self.retention_closed, self.retention_idle)
 
     def replication_for(self, brokers: int) -> int:
         """Replication factor of the topics the worker creates on a cluster of `brokers`."""

@@ -107,6 +107,11 @@ class Metrics:
     verdicts_applied: int = 0
     verdicts_without_session: int = 0
     rebalances: int = 0
+    #: Sessions removed from the table by retention.
+    sessions_expired: int = 0
+    #: Per table partition, from its last full retention sweep: (sessions stored, event-time
+    #: age in seconds of the oldest one's last activity).
+    swept: dict[int, tuple[int, float]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     processing: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
@@ -211,6 +216,22 @@ class _Collector(Collector):
                       m.verdicts_without_session)  # fmt: skip
         yield counter("stream_app_rebalances", "Consumer group rebalances this worker saw.",
                       m.rebalances)  # fmt: skip
+        yield counter("stream_app_sessions_expired",
+                      "Sessions removed from the table by retention (changelog tombstones).",
+                      m.sessions_expired)  # fmt: skip
+        swept = dict(m.swept)
+        yield GaugeMetricFamily(
+            "stream_app_sessions_stored",
+            "Sessions in this worker's table partitions, as counted by their last full "
+            "retention sweep.",
+            value=sum(stored for stored, _ in swept.values()),
+        )
+        yield GaugeMetricFamily(
+            "stream_app_oldest_session_age_seconds",
+            "Event-time age of the least recently active stored session, at the last full "
+            "retention sweep of its partition.",
+            value=max((age for _, age in swept.values()), default=0.0),
+        )
         yield m.processing.family(
             "stream_app_processing_seconds", "Time from receiving an event to queueing its outputs."
         )

@@ -35,6 +35,7 @@ class MetricsSensor(Sensor):
     def on_rebalance_start(self, app: Any) -> dict[str, Any]:
         """Count the rebalance; the restore that follows starts a new backlog."""
         self.metrics.rebalances += 1
+        self.metrics.swept.clear()  # partitions may have moved: recounted by the next sweeps
         self.metrics.restore_to_do = 0
         return {"started": time.monotonic()}
 

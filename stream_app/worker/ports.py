@@ -15,11 +15,14 @@ V = TypeVar("V")
 
 
 class OutputRecord(NamedTuple):
-    """One record a batch sends: to `partition`, or where the key hashes when it is None."""
+    """One record a batch sends: to `partition`, or where the key hashes when it is None.
+
+    A None value is a tombstone (a compacted topic forgets the key).
+    """
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     partition: int | None
     headers: Headers | None
 
@@ -36,7 +39,7 @@ class Outbox:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         partition: int | None = None,
         headers: Headers | None = None,
     ) -> None:
@@ -57,6 +60,12 @@ class Table(Protocol):
     def lookup(self, key: str) -> bytes | None:
         """The stored value of `key` in whichever local partition holds it."""
 
+    def scan(
+        self, partition: int, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """Up to `limit` stored (key, value) of `partition` in key order, after key `after`
+        (None: from the first); and the key to go on after (None: the end was reached)."""
+
 
 class BatchWriter(Protocol):
     """The unit of work of one handled batch: its records and its table's changes, written.
@@ -66,9 +75,11 @@ class BatchWriter(Protocol):
     """
 
     async def write(
-        self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
+        self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes | None]]
     ) -> None:
         """Send the batch's records, then store `changes` locally and in the changelog.
+
+        A change whose value is None deletes its key, and is a tombstone on the changelog.
 
         `source` is the batch's last consumed record: its partition is the table partition,
         and under exactly_once its transaction takes everything. Under at_least_once the
@@ -120,8 +131,9 @@ class BatchState(Generic[V]):
         self._decode = decode
         self._encode = encode
         self._values: dict[str, V | None] = {}
-        # Insertion-ordered: each changed key, with its value's bytes when the caller had them.
-        self._changed: dict[str, bytes | None] = {}
+        # Insertion-ordered: each changed key, with its value's bytes when the caller had them
+        # (None: to be encoded), or _DELETED.
+        self._changed: dict[str, bytes | object | None] = {}
 
     def get(self, key: str) -> V | None:
         """The key's value: the batch's latest, else the table's."""
@@ -141,10 +153,28 @@ class BatchState(Generic[V]):
         self._values[key] = value
         self._changed[key] = encoded
 
-    def changes(self) -> list[tuple[str, bytes]]:
-        """Each changed key once (in the order first changed), with its encoded value."""
-        encode, values = self._encode, self._values
-        return [
-            (key, encode(values[key]) if encoded is None else encoded)  # type: ignore[arg-type]
-            for key, encoded in self._changed.items()
-        ]
+    def delete(self, key: str) -> None:
+        """Remove the key for the rest of the batch; `changes` gives it with None."""
+        self._values[key] = None
+        self._changed[key] = _DELETED
+
+    def touched(self, key: str) -> bool:
+        """Whether the batch has read or written the key (its value here is the latest)."""
+        return key in self._values
+
+    def changes(self) -> list[tuple[str, bytes | None]]:
+        """Each changed key once (in the order first changed), with its encoded value (None:
+        deleted)."""
+        changes: list[tuple[str, bytes | None]] = []
+        for key, encoded in self._changed.items():
+            if encoded is _DELETED:
+                changes.append((key, None))
+            elif isinstance(encoded, bytes):
+                changes.append((key, encoded))
+            else:
+                changes.append((key, self._encode(self._values[key])))  # type: ignore[arg-type]
+        return changes
+
+
+#: BatchState's mark of a deleted key.
+_DELETED = object()

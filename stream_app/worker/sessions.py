@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -28,6 +29,7 @@ from stream_app.domain import (
     session_too_large,
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
+from stream_app.domain.retention import SessionClock, decode_clock, is_expired
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.dead_letters import DeadLetters, source_headers
 from stream_app.worker.metrics import Metrics
@@ -37,6 +39,24 @@ log = logging.getLogger(__name__)
 
 #: Header on claims naming the partition of the claiming session, where its verdict must go.
 SESSION_PARTITION_HEADER = "session-partition"
+#: How far past its record's broker timestamp an event's occurredAt can move stream time: a
+#: record claiming a far future cannot make every session of its partition expire at once.
+MAX_EVENT_TIME_AHEAD = timedelta(hours=1)
+#: Stored sessions the retention sweep reads per batch, besides one per record of the batch.
+SWEEP_KEYS_PER_BATCH = 16
+
+
+@dataclass
+class Sweep:
+    """A table partition's retention state: its stream time and where the sweep goes on."""
+
+    #: The latest occurredAt applied on the partition (capped by MAX_EVENT_TIME_AHEAD).
+    stream_time: datetime
+    #: The last key the sweep read (None: start a new pass from the first key).
+    cursor: str | None = None
+    #: Sessions seen and the oldest last activity in the current pass.
+    seen: int = 0
+    oldest: datetime | None = None
 
 
 @dataclass
@@ -48,9 +68,12 @@ class SessionProcessor:
     writer: BatchWriter
     metrics: Metrics
     dead_letters: DeadLetters = field(init=False)
+    #: Per table partition this worker has applied events on: stream time and sweep position.
+    sweeps: dict[int, Sweep] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.dead_letters = DeadLetters(self.settings, self.metrics)
+        self.retention = self.settings.retention
 
     async def handle(self, message: Message) -> None:
         """Process one consumed record; every outcome is a send or a counted skip."""
@@ -86,7 +109,63 @@ class SessionProcessor:
             except Exception as exc:
                 self.dead_letters.failed(exc, message, outbox, sent_before)
             self.metrics.observe_latency(time.perf_counter() - started)
+        if self.retention.enabled:
+            self._sweep(last.partition, sessions, outbox, len(messages) + SWEEP_KEYS_PER_BATCH)
         await self.writer.write(last, outbox, sessions.changes())
+
+    def _sweep(
+        self, partition: int, sessions: BatchState[StoredSession], outbox: Outbox, budget: int
+    ) -> None:
+        """Read the next `budget` stored sessions of the partition; remove the expired ones.
+
+        Runs after the batch's records are applied and takes part in the batch's write, so
+        a removal (a changelog tombstone) is committed with the processing that decided it,
+        and a session the batch has just updated is judged on its new value and stays.
+        """
+        sweep = self.sweeps.get(partition)
+        if sweep is None:
+            return  # no stream time yet: nothing can be judged
+        rows, sweep.cursor = self.table.scan(partition, sweep.cursor, budget)
+        tombstones = self.settings.retention_snapshot_tombstones
+        for key, stored in rows:
+            if sessions.touched(key):
+                state = sessions.get(key)
+                if state is None:
+                    continue
+                clock = SessionClock(state.session.state, state.session.updated)
+            else:
+                try:
+                    clock = decode_clock(stored)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    log.warning("stored session %r of partition %d cannot be read; kept",
+                                key, partition)  # fmt: skip
+                    continue
+            if is_expired(clock, sweep.stream_time, self.retention):
+                sessions.delete(key)
+                self.metrics.sessions_expired += 1
+                if tombstones:
+                    outbox.send(self.settings.output_topic, key=key.encode(), value=None)
+                continue
+            sweep.seen += 1
+            if sweep.oldest is None or clock.updated < sweep.oldest:
+                sweep.oldest = clock.updated
+        if sweep.cursor is not None:
+            return
+        # The pass reached the last key: publish what it saw, start again from the first.
+        age = 0.0 if sweep.oldest is None else (sweep.stream_time - sweep.oldest).total_seconds()
+        self.metrics.swept[partition] = (sweep.seen, max(age, 0.0))
+        sweep.cursor, sweep.seen, sweep.oldest = None, 0, None
+
+    def _advance_stream_time(self, partition: int, occurred_at: datetime, message: Message) -> None:
+        at = min(
+            occurred_at,
+            datetime.fromtimestamp(message.timestamp, UTC) + MAX_EVENT_TIME_AHEAD,
+        )
+        sweep = self.sweeps.get(partition)
+        if sweep is None:
+            self.sweeps[partition] = Sweep(stream_time=at)
+        elif at > sweep.stream_time:
+            sweep.stream_time = at
 
     def lookup(self, integration_id: str) -> CustomerSessionT | None:
         """The latest snapshot emitted for a session this worker owns, if any."""
@@ -148,6 +227,7 @@ class SessionProcessor:
                     outbox.send(self.settings.output_topic, key=key_bytes, value=snapshot)
                 # Last: a record whose handling raised above changed neither state nor counts.
                 sessions.put(decoded.integration_id, applied.stored, stored)
+                self._advance_stream_time(message.partition, decoded.occurred_at, message)
                 self.metrics.applied += 1
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1

@@ -262,6 +262,8 @@ class FakeStore:
         }
         self.persisted: list[tuple[TP, int]] = []
 
+    offset_key = b"__faust\0offset__"
+
     def _db_for_partition(self, partition: int) -> Rdict:
         return self._dbs[partition]
 
@@ -309,6 +311,32 @@ def test_a_batch_is_stored_as_one_write_and_its_changelog_records_follow(tmp_pat
         ("app-sessions-changelog", b"s1", b"v1", 1),
         ("app-sessions-changelog", b"s2", b"v2", 1),
     ]
+    store.close()
+
+
+def test_a_deleted_key_leaves_the_database_and_is_a_tombstone_on_the_changelog(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore(tmp_path)
+    table = _table(store)
+    table.store_batch(0, [("s1", b"v1"), ("s2", b"v2")])
+    encoded = table.store_batch(0, [("s1", None), ("s3", b"v3")])
+    assert (table.get(0, "s1"), table.get(0, "s3")) == (None, b"v3")
+    [tombstone, kept] = table.changelog_records(0, encoded)
+    assert (tombstone.key, tombstone.value, kept.value) == (b"s1", None, b"v3")
+    store.close()
+
+
+def test_a_scan_reads_slices_in_key_order_and_skips_faust_s_offset_row(tmp_path: Path) -> None:
+    store = FakeStore(tmp_path)
+    table = _table(store)
+    table.store_batch(0, [(f"k{n}", str(n).encode()) for n in range(5)] + [("Z", b"z")])
+    store._db_for_partition(0)[FakeStore.offset_key] = b"41"  # where Faust keeps its offset
+    first, after = table.scan(0, None, 3)  # Z, __faust..., k0: the offset row counts, unread
+    assert (first, after) == ([("Z", b"z"), ("k0", b"0")], "k0")
+    rest, end = table.scan(0, after, 10)
+    assert [key for key, _ in rest] == ["k1", "k2", "k3", "k4"]
+    assert end is None
     store.close()
 
 

@@ -49,7 +49,7 @@ KEY = "s1"
 class Sent:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     partition: int | None
     headers: Headers | None
 
@@ -80,14 +80,24 @@ class FakeTable:
     def lookup(self, key: str) -> bytes | None:
         return self.rows.get(key)
 
+    def scan(
+        self, partition: int, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        keys = sorted(key for key in self.rows if after is None or key > after)
+        rows = [(key, self.rows[key]) for key in keys[:limit]]
+        return rows, rows[-1][0] if len(keys) > limit else None
+
     async def write(
-        self, source: Any, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
+        self, source: Any, outbox: Outbox, changes: Sequence[tuple[str, bytes | None]]
     ) -> None:
         self.sources.append(source)
         self.producer.sent.extend(Sent(*record) for record in outbox.records)
         for key, value in changes:
             self.writes += 1
-            self.rows[key] = value
+            if value is None:
+                self.rows.pop(key, None)
+            else:
+                self.rows[key] = value
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from stream_app.domain.retention import Retention
 from stream_app.kafka_security import SaslMechanism, SecurityProtocol
 from stream_app.settings import (
     ENV_DEFAULTS,
@@ -72,6 +74,10 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_LEAVE_GROUP_ON_STOP": "true",
         "STREAM_APP_REPLICATION_FACTOR": "2",
         "STREAM_APP_MIN_INSYNC_REPLICAS": "2",
+        "STREAM_APP_RETENTION_FINAL": "36h",
+        "STREAM_APP_RETENTION_CLOSED": "forever",
+        "STREAM_APP_RETENTION_IDLE": "90m",
+        "STREAM_APP_RETENTION_SNAPSHOT_TOMBSTONES": "true",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -101,6 +107,10 @@ def test_every_variable_is_read() -> None:
     assert settings.leave_group_on_stop is True
     assert settings.replication_for(brokers=5) == 2
     assert settings.topic_configs == {"min.insync.replicas": "2"}
+    assert settings.retention == Retention(
+        final=timedelta(hours=36), closed=None, idle=timedelta(minutes=90)
+    )
+    assert settings.retention_snapshot_tombstones is True
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
@@ -126,6 +136,9 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_MAX_SESSION_BYTES", "100", "bytes from 4096 to 4194304"),
         ("STREAM_APP_MAX_SESSION_BYTES", "1MB", "bytes from 4096 to 4194304"),
         ("STREAM_APP_LEAVE_GROUP_ON_STOP", "yes", "expected true or false"),
+        ("STREAM_APP_RETENTION_FINAL", "7", "expected forever or a duration such as 90d"),
+        ("STREAM_APP_RETENTION_CLOSED", "0d", "expected forever or a duration"),
+        ("STREAM_APP_RETENTION_IDLE", "1w", "expected forever or a duration"),
         ("STREAM_APP_SECURITY_PROTOCOL", "TLS", "PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"),
         ("STREAM_APP_SASL_MECHANISM", "GSSAPI", "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"),
         ("STREAM_APP_SECURITY_PROTOCOL", "SASL_SSL", "needs STREAM_APP_SASL_USERNAME"),
@@ -228,3 +241,13 @@ def test_each_declared_setting_is_read_exported_and_described_through_its_declar
     assert described["STREAM_APP_INSTANCE_ID"].endswith(
         Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path)}).group_instance_id[-10:]
     )
+
+
+def test_retention_defaults_follow_the_session_lifecycle() -> None:
+    retention = Settings.from_env({}).retention
+    assert retention == Retention(
+        final=timedelta(days=7), closed=timedelta(days=90), idle=timedelta(days=30)
+    )
+    off = {f"STREAM_APP_RETENTION_{name}": "forever" for name in ("FINAL", "CLOSED", "IDLE")}
+    assert not Settings.from_env(off).retention.enabled
+    assert Settings.from_env(off).to_env()["STREAM_APP_RETENTION_IDLE"] == "forever"

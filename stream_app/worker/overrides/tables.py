@@ -51,19 +51,47 @@ class LocalTable:
         return value
 
     def store_batch(
-        self, partition: int, changes: Sequence[tuple[str, bytes]]
-    ) -> list[tuple[bytes, bytes]]:
-        """Write `changes` into the partition's database as one batch; the encoded rows."""
+        self, partition: int, changes: Sequence[tuple[str, bytes | None]]
+    ) -> list[tuple[bytes, bytes | None]]:
+        """Write `changes` into the partition's database as one batch (None: delete the key);
+        the encoded rows."""
         encoded = [(key.encode(), value) for key, value in changes]
         if encoded:
             rows = WriteBatch(raw_mode=True)
             for key, value in encoded:
-                rows.put(key, value)
+                if value is None:
+                    rows.delete(key)
+                else:
+                    rows.put(key, value)
             self.store._db_for_partition(partition).write(rows)  # noqa: SLF001, private
         return encoded
 
+    def scan(
+        self, partition: int, after: str | None, limit: int
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """Up to `limit` rows of the partition's database in key order, after key `after`
+        (None: from the first); and the key to go on after (None: the end was reached)."""
+        rows: list[tuple[str, bytes]] = []
+        iterator = self.store._db_for_partition(partition).iter()  # noqa: SLF001, private
+        if after is None:
+            iterator.seek_to_first()
+        else:
+            iterator.seek(after.encode())
+            if iterator.valid() and iterator.key() == after.encode():
+                iterator.next()
+        offset_key = self.store.offset_key  # the changelog offset Faust keeps beside the rows
+        last: bytes | None = None
+        for _ in range(limit):
+            if not iterator.valid():
+                return rows, None
+            last = iterator.key()
+            if last != offset_key:
+                rows.append((last.decode(), iterator.value()))
+            iterator.next()
+        return rows, None if last is None or not iterator.valid() else last.decode()
+
     def changelog_records(
-        self, partition: int, encoded: Sequence[tuple[bytes, bytes]]
+        self, partition: int, encoded: Sequence[tuple[bytes, bytes | None]]
     ) -> list[OutputRecord]:
         """The changelog records of stored rows, to the table partition's changelog partition."""
         topic = self.changelog_topic

@@ -112,7 +112,7 @@ class _TableBatches:
         self._table = table
 
     async def write(
-        self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes]]
+        self, source: Message, outbox: Outbox, changes: Sequence[tuple[str, bytes | None]]
     ) -> None:
         await self._writer.write(source, outbox, self._table, changes)
 
@@ -133,7 +133,7 @@ class _Writer:
         source: Message,
         outbox: Outbox,
         table: LocalTable,
-        changes: Sequence[tuple[str, bytes]],
+        changes: Sequence[tuple[str, bytes | None]],
     ) -> None:
         raise NotImplementedError
 
@@ -168,7 +168,7 @@ class ExactlyOnceWriter(_Writer):
         source: Message,
         outbox: Outbox,
         table: LocalTable,
-        changes: Sequence[tuple[str, bytes]],
+        changes: Sequence[tuple[str, bytes | None]],
     ) -> None:
         """Store the changes, then send the outputs and the changelog records in the transaction.
 
@@ -265,7 +265,7 @@ class AtLeastOnceWriter(_Writer):
         source: Message,
         outbox: Outbox,
         table: LocalTable,
-        changes: Sequence[tuple[str, bytes]],
+        changes: Sequence[tuple[str, bytes | None]],
     ) -> None:
         """Store the changes, send the outputs, and queue the changelog records behind them."""
         started = time.time()

@@ -1,0 +1,185 @@
+"""Retention (contract section 10): which stored sessions leave the table, and when."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream_app.domain import decode_stored, encode_json
+from stream_app.domain.retention import Retention, SessionClock, decode_clock, is_expired
+from stream_app.worker.sessions import MAX_EVENT_TIME_AHEAD, SWEEP_KEYS_PER_BATCH, SessionProcessor
+
+from .builders import raw, update
+from .test_processors import INPUT, SETTINGS, FakeTable, Message, Sessions
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+RULES = Retention(final=timedelta(days=7), closed=timedelta(days=90), idle=timedelta(days=30))
+
+
+def test_each_state_has_its_own_retention_counted_from_the_last_event() -> None:
+    for state, period in (("cancelled", 7), ("closed", 90), ("partially_returned", 90),
+                          ("open", 30)):  # fmt: skip
+        clock = SessionClock(state, T0)  # type: ignore[arg-type]
+        assert not is_expired(clock, T0 + timedelta(days=period), RULES), state
+        assert is_expired(clock, T0 + timedelta(days=period, seconds=1), RULES), state
+
+
+def test_forever_keeps_a_state_and_no_rule_means_retention_is_off() -> None:
+    keep_open = replace(RULES, idle=None)
+    assert not is_expired(SessionClock("open", T0), T0 + timedelta(days=10_000), keep_open)
+    assert is_expired(SessionClock("cancelled", T0), T0 + timedelta(days=8), keep_open)
+    assert keep_open.enabled
+    assert not Retention(None, None, None).enabled
+
+
+@given(st.lists(st.sampled_from(["open", "closed", "cancelled"]), min_size=1, max_size=4))
+def test_the_clock_decoded_from_stored_bytes_is_the_session_state_and_last_event(
+    states: list[str],
+) -> None:
+    sessions = Sessions()
+    sessions.consume(_event("e0"))
+    for n, state in enumerate(states[1:], start=1):
+        sessions.consume(_event(f"e{n}", day=n, state=state))
+    stored = sessions.table.rows["s1"]
+    clock = decode_clock(stored)
+    session = decode_stored(stored).session
+    assert (clock.state, clock.updated) == (session.state, session.updated)
+
+
+def _at(day: float) -> str:
+    return (T0 + timedelta(days=day)).isoformat()
+
+
+def _event(
+    event_id: str, integration_id: str = "s1", day: float = 0, state: str | None = None
+) -> bytes:
+    session = {} if state is None else {"state": state}
+    event = update(event_id, _at(day), **session)
+    return raw({**event, "integrationId": integration_id, "applicationId": 322})
+
+
+class Partition:
+    """One SessionProcessor (its stream time and sweep survive between batches) on fakes."""
+
+    def __init__(self, tombstones: bool = False) -> None:
+        self.sessions = Sessions(
+            settings=replace(SETTINGS, retention_snapshot_tombstones=tombstones)
+        )
+        self.processor = SessionProcessor(
+            self.sessions.settings, self.sessions.table, self.sessions.table, self.sessions.metrics
+        )
+        self.offset = 0
+
+    @property
+    def table(self) -> FakeTable:
+        return self.sessions.table
+
+    def batch(self, *events: tuple[str, str, float, str | None]) -> None:
+        """Handle one batch of (integrationId, eventId, day, state) updates."""
+        messages = []
+        for integration_id, event_id, day, state in events:
+            value = _event(event_id, integration_id, day, state)
+            messages.append(Message(INPUT, integration_id.encode(), value, offset=self.offset,
+                                    timestamp=(T0 + timedelta(days=day)).timestamp()))  # fmt: skip
+            self.offset += 1
+        asyncio.run(self.processor.handle_batch(messages))
+
+
+def test_sessions_leave_once_stream_time_passes_their_retention() -> None:
+    partition = Partition()
+    partition.batch(("cart", "c0", 0, None), ("paid", "p0", 0, None), ("gone", "g0", 0, None))
+    partition.batch(("paid", "p1", 1, "closed"), ("gone", "g1", 1, "cancelled"))
+    assert set(partition.table.rows) == {"cart", "paid", "gone"}
+    partition.batch(("clock", "k0", 9, None))  # cancelled 8 days ago: past 7
+    assert set(partition.table.rows) == {"cart", "paid", "clock"}
+    partition.batch(("clock", "k1", 31, None))  # the cart idle for 31 days: past 30
+    assert set(partition.table.rows) == {"paid", "clock"}
+    partition.batch(("clock", "k2", 91.5, None))  # closed 90.5 days ago
+    assert set(partition.table.rows) == {"clock"}
+    assert partition.sessions.metrics.sessions_expired == 3
+    # Nothing else was sent for a removal: the snapshot topic is left alone by default.
+    assert all(record.value is not None for record in partition.sessions.producer.sent)
+
+
+def test_a_session_updated_in_the_batch_that_would_expire_it_stays() -> None:
+    partition = Partition()
+    partition.batch(("cart", "c0", 0, None))
+    # The same batch moves stream time past the cart's idle retention and updates the cart.
+    partition.batch(("clock", "k0", 40, None), ("cart", "c1", 40, None))
+    assert set(partition.table.rows) == {"cart", "clock"}
+    assert partition.sessions.metrics.sessions_expired == 0
+
+
+def test_an_event_for_a_removed_session_finds_nothing_of_it() -> None:
+    partition = Partition()
+    partition.batch(("paid", "p0", 0, None), ("paid", "p1", 0, "closed"))
+    partition.batch(("clock", "k0", 100, None))
+    assert "paid" not in partition.table.rows
+    # A resent event is applied again to a new session, which inherits nothing.
+    partition.batch(("paid", "p0", 100, None))
+    session = decode_stored(partition.table.rows["paid"]).session
+    assert (session.state, session.created) == ("open", T0 + timedelta(days=100))
+
+
+def test_removals_send_snapshot_tombstones_when_asked() -> None:
+    partition = Partition(tombstones=True)
+    partition.batch(("gone", "g0", 0, None), ("gone", "g1", 0, "cancelled"))
+    partition.batch(("clock", "k0", 8, None))
+    tombstones = [record for record in partition.sessions.producer.to(SETTINGS.output_topic)
+                  if record.value is None]  # fmt: skip
+    assert [record.key for record in tombstones] == [b"gone"]
+
+
+def test_a_far_future_occurred_at_moves_stream_time_only_an_hour_past_its_record() -> None:
+    partition = Partition()
+    partition.batch(("cart", "c0", 0, None))
+    # occurredAt a year ahead of the record's broker timestamp (day 1).
+    value = _event("k0", "clock", 365)
+    forged = Message(
+        INPUT, b"clock", value, offset=99, timestamp=(T0 + timedelta(days=1)).timestamp()
+    )
+    asyncio.run(partition.processor.handle_batch([forged]))
+    sweep = partition.processor.sweeps[forged.partition]
+    assert sweep.stream_time == T0 + timedelta(days=1) + MAX_EVENT_TIME_AHEAD
+    assert "cart" in partition.table.rows
+
+
+def test_the_sweep_reads_a_bounded_slice_per_batch_and_covers_the_partition_in_passes() -> None:
+    partition = Partition()
+    many = [(f"old-{n:03}", f"o{n}", 0, "cancelled") for n in range(100)]
+    partition.batch(*[(key, "x" + event_id, 0, None) for key, event_id, _, _ in many])
+    partition.batch(*many)
+    assert len(partition.table.rows) == 100
+    removed_per_batch = []
+    for n in range(10):
+        before = len(partition.table.rows)
+        partition.batch(("clock", f"k{n}", 8 + n, None))
+        removed_per_batch.append(before - len(partition.table.rows) + (1 if n == 0 else 0))
+    # One record per batch: at most 1 + SWEEP_KEYS_PER_BATCH keys read, so removed.
+    assert max(removed_per_batch) <= 1 + SWEEP_KEYS_PER_BATCH
+    assert set(partition.table.rows) == {"clock"}
+    # After a full pass the stored count and the oldest age are published.
+    stored, age = partition.sessions.metrics.swept[3]
+    assert stored == 1
+    assert age == 0.0
+
+
+def test_a_stored_value_that_does_not_decode_is_kept_and_the_sweep_goes_on() -> None:
+    partition = Partition()
+    partition.batch(("cart", "c0", 0, None), ("cart", "c1", 0, "cancelled"))
+    partition.table.rows["aaa-garbage"] = b"\xc1 not msgpack"
+    partition.batch(("clock", "k0", 8, None))
+    assert set(partition.table.rows) == {"aaa-garbage", "clock"}
+
+
+def test_json_of_a_removed_session_is_not_served() -> None:
+    partition = Partition()
+    partition.batch(("gone", "g0", 0, None), ("gone", "g1", 0, "cancelled"))
+    assert partition.processor.lookup("gone") is not None
+    partition.batch(("clock", "k0", 8, None))
+    assert partition.processor.lookup("gone") is None
+    assert encode_json(partition.processor.lookup("clock"))
