@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from dev.drills.drill import DrillOptions
-from dev.drills.scenarios import DRILLS, DrillResult
+from dev.drills.expiry import expiry, expiry_at_least_once
+from dev.drills.scenarios import DRILLS as SCENARIOS
+from dev.drills.scenarios import DrillResult
 from dev.harness.kafka import bootstrap_from_env
 
+DRILLS: dict[str, Callable[..., Awaitable[DrillResult]]] = {
+    **SCENARIOS,
+    "expiry": expiry,
+    "expiry_at_least_once": expiry_at_least_once,
+}
 #: Sizes of the full drills and of the quick ones (the CI suite uses the quick sizes).
 FULL: dict[str, dict[str, Any]] = {
     "chaos": {"events": 19_000, "sessions": 3_000, "workers": 2, "kills": 20},
@@ -34,6 +41,8 @@ FULL: dict[str, dict[str, Any]] = {
     "failover": {"events": 30_000, "sessions": 3_000},
     "poison_flood": {"hostile": 10_000, "valid": 10_000},
     "broker_restart": {"events": 20_000, "sessions": 2_000},
+    "expiry": {"sessions": 3_000, "kills": 8},
+    "expiry_at_least_once": {"sessions": 3_000, "kills": 8},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "chaos": {"events": 4_000, "sessions": 400, "workers": 2, "kills": 5},
@@ -44,6 +53,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "failover": {"events": 4_000, "sessions": 300, "rate": 200.0},
     "poison_flood": {"hostile": 680, "valid": 1_000, "sessions": 100},
     "broker_restart": {"events": 4_000, "sessions": 300, "rate": 200.0},
+    "expiry": {"sessions": 400, "kills": 2},
+    "expiry_at_least_once": {"sessions": 400, "kills": 2},
 }
 #: Worker settings every drill uses: the default session timeout (60 s) makes every restart
 #: after a kill -9 wait a minute for the dead member.
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.drills", description=__doc__)
     order = [
         "chaos", "chaos_at_least_once", "kill9", "kill9_at_least_once", "state_wiped",
-        "failover", "poison_flood", "broker_restart",
+        "failover", "poison_flood", "expiry", "expiry_at_least_once", "broker_restart",
     ]  # fmt: skip
     parser.add_argument("--only", default=",".join(order), help="comma list of drills")
     parser.add_argument("--quick", action="store_true", help="the small sizes the CI suite uses")

@@ -8,6 +8,7 @@ those checks catch what they claim to, on outputs built from the replay and then
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,10 @@ import pytest
 from dev.drills.__main__ import QUICK, WORKER_ENV, render
 from dev.drills.drill import DrillOptions
 from dev.drills.expect import Expectation, expect
+from dev.drills.expiry import expiry, expiry_at_least_once
 from dev.drills.scenarios import (
     REPEATS,
+    DrillResult,
     chaos,
     chaos_at_least_once,
     kill9,
@@ -205,3 +208,14 @@ async def test_state_restored_from_changelog_after_data_dir_wipe(options: DrillO
 async def test_poison_flood_is_dead_lettered_without_stalling(options: DrillOptions) -> None:
     result = await poison_flood(options, **QUICK["poison_flood"])
     assert result.passed, render(result)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("drill", [expiry, expiry_at_least_once])
+async def test_a_worker_killed_while_sessions_expire_loses_and_resurrects_none(
+    options: DrillOptions, drill: Callable[..., Awaitable[DrillResult]]
+) -> None:
+    result = await drill(options, **QUICK[drill.__name__])
+    assert result.passed, render(result)
+    assert result.figures["expected_removed"] > 0
+    assert result.figures["expected_live"] > 0
