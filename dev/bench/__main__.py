@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from dev.bench import core
+from dev.bench import core, retention
 from dev.bench.expect import expected_outputs
 from dev.bench.report import Report, machine
 from dev.bench.runs import (
@@ -47,7 +47,7 @@ from dev.harness.workload import generate_workload
 from stream_app.settings import Settings
 
 MODES = ("at_least_once", "exactly_once")
-SECTIONS = ("core", "throughput", "state", "restore", "latency")
+SECTIONS = ("core", "throughput", "state", "restore", "latency", "lifecycle")
 DEFAULT_EVENTS = 600_000
 
 
@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--modes", default=",".join(MODES), help="processing guarantees to run")
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"sections to run, from {','.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--lifecycle-sessions",
+        type=int,
+        default=None,
+        help="flat-state runs: sessions that open and finish (default 1,000,000; quick 50,000)",
     )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
@@ -255,6 +261,29 @@ async def _run(
             await _latency_pass(
                 report, rate, duration, warmup, modes, args.seed, logs, worker_settings
             )
+
+    if "lifecycle" in sections:
+        count = args.lifecycle_sessions or (50_000 if args.quick else 1_000_000)
+        topic = f"{prefix}-lifecycle-input"
+        _say(f"flat state: {count:,} sessions that open and finish, over 100 days of event time")
+        events = await retention.preload(bootstrap, topic, partitions, count, args.seed)
+        for name, on in (("on", True), ("off", False)):
+            _say(f"flat state: retention {name}")
+            state = await retention.run_state(
+                bootstrap,
+                worker_settings(f"life-{name}", "exactly_once", topic),
+                events,
+                on,
+                logs / f"lifecycle-{name}.log",
+                work,
+            )
+            report.lifecycle[name] = state
+            _say(
+                f"  {state.events_per_second:,.0f} events/s, {state.sessions_stored:,} sessions"
+                f" stored, changelog {state.changelog_records_after_compaction:,} records after"
+                f" compaction, restore {state.restore_seconds:.1f} s"
+            )
+            shutil.rmtree(work / f"life-{name}", ignore_errors=True)
 
 
 async def _throughput(bootstrap: str, target: Target, events: int, label: str) -> Throughput:

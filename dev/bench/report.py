@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dev.bench.retention import StateRun
 from dev.bench.runs import Latency, Restore, StateSize, Throughput
 
 #: The goals, checked against figures of the same run (docs/performance.md).
@@ -70,6 +71,8 @@ class Report:
     latency: list[Latency] = field(default_factory=list)
     states: dict[str, StateSize] = field(default_factory=dict)
     restores: dict[str, Restore] = field(default_factory=dict)
+    #: The flat-state runs (dev/bench/retention.py): "on" and "off".
+    lifecycle: dict[str, StateRun] = field(default_factory=dict)
     core: dict[str, Any] | None = None
     expected: dict[str, int] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
@@ -340,6 +343,8 @@ class Report:
                     f"{_fmt(r.baseline_seconds_to_healthy, '{:.1f}'):>15}"
                     f"{_fmt(r.net_records_per_second, '{:,.0f}'):>15}"
                 )
+        if self.lifecycle:
+            out.extend(self._lifecycle_table())
         if self.core is not None:
             c = self.core
             out.append("")
@@ -375,6 +380,44 @@ class Report:
             out.append("CHECKS")
             out.extend(f"  {line}" for line in self.checks)
         return "\n".join(out)
+
+    def _lifecycle_table(self) -> list[str]:
+        out = ["", "FLAT STATE  sessions that open and finish over 100 days of event time, "
+                   "retention 2d (on) vs forever (off); exactly_once"]  # fmt: skip
+        out.append(
+            f"  {'retention':<10}{'events':>10}{'events/s':>9}{'CPU us/ev':>10}"
+            f"{'stored':>10}{'RocksDB MiB':>12}{'changelog written':>18}{'compacted':>10}"
+            f"{'tombstones':>11}{'MiB':>7}{'restore s':>10}{'restored':>10}"
+        )
+        for name, run in self.lifecycle.items():
+            compacted = run.changelog_bytes_after_compaction
+            out.append(
+                f"  {name:<10}{run.events:>10,}{run.events_per_second:>9,.0f}"
+                f"{_fmt(run.cpu_us_per_event, '{:.1f}'):>10}{run.sessions_stored:>10,}"
+                f"{run.rocksdb_bytes / 2**20:>12.1f}{run.changelog_records_written:>18,}"
+                f"{run.changelog_records_after_compaction:>10,}"
+                f"{run.changelog_tombstones_after_compaction:>11,}"
+                f"{_fmt(None if compacted is None else compacted / 2**20, '{:.1f}'):>7}"
+                f"{run.restore_seconds:>10.1f}{run.sessions_restored:>10,}"
+            )
+        for name, run in self.lifecycle.items():
+            every = max(1, len(run.samples) // 8)
+            growth = ", ".join(
+                f"{done:.0%}: {mib / 2**20:.0f} MiB" + (f" / {stored:,}" if stored else "")
+                for done, stored, mib in run.samples[::every]
+            )
+            out.append(f"  {name} while draining (input done: RocksDB, sessions swept): {growth}")
+        on = self.lifecycle.get("on")
+        if on is not None:
+            m = on.metrics
+            out.append(
+                f"  on: expired {m.get('stream_app_sessions_expired_total', 0):,.0f}, "
+                f"oldest session {m.get('stream_app_oldest_session_age_seconds', 0) / 86400:.1f}"
+                f" days (event time); profiles kept: {on.profiles_stored:,}, "
+                f"{on.profiles_logical_bytes / max(1, on.profiles_stored):.0f} B key+value and "
+                f"{on.profiles_rocksdb_bytes / max(1, on.profiles_stored):.0f} B on disk each"
+            )
+        return out
 
     def as_json(self) -> dict[str, Any]:
         """Every figure, for bench-results/*.json."""
@@ -462,6 +505,7 @@ class Report:
                 }
                 for run, r in self.restores.items()
             },
+            "lifecycle": {run: state.as_json() for run, state in self.lifecycle.items()},
             "core": self.core,
             "goals": [
                 {"goal": goal, "measured": measured, "met": met}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +44,13 @@ SESSION_PARTITION_HEADER = "session-partition"
 MAX_EVENT_TIME_AHEAD = timedelta(hours=1)
 #: Stored sessions the retention sweep reads per batch, besides one per record of the batch.
 SWEEP_KEYS_PER_BATCH = 16
+#: A new sweep pass over a partition starts once stream time has moved this fraction of the
+#: shortest retention period since the last one started: a pass also steps over the deletes
+#: RocksDB has not compacted away yet, so passes are paced by event time, not run back to back.
+SWEEP_PASSES_PER_PERIOD = 16
+#: The most time the sweep may take, as a share of the time spent handling records: when it is
+#: behind, it waits (sessions then leave later), so retention never slows the stream by more.
+SWEEP_SHARE = 0.05
 
 
 @dataclass
@@ -54,6 +61,8 @@ class Sweep:
     stream_time: datetime
     #: The last key the sweep read (None: start a new pass from the first key).
     cursor: str | None = None
+    #: Stream time when the current (or last) pass started.
+    pass_started: datetime | None = None
     #: Sessions seen and the oldest last activity in the current pass.
     seen: int = 0
     oldest: datetime | None = None
@@ -67,6 +76,10 @@ class SessionProcessor:
     table: Table
     writer: BatchWriter
     metrics: Metrics
+    #: The most time the sweep may take, as a share of the time handling records.
+    sweep_share: float = SWEEP_SHARE
+    #: Seconds, for sweep_share (a fake in tests).
+    clock: Callable[[], float] = time.perf_counter
     dead_letters: DeadLetters = field(init=False)
     #: Per table partition this worker has applied events on: stream time and sweep position.
     sweeps: dict[int, Sweep] = field(init=False, default_factory=dict)
@@ -74,6 +87,13 @@ class SessionProcessor:
     def __post_init__(self) -> None:
         self.dead_letters = DeadLetters(self.settings, self.metrics)
         self.retention = self.settings.retention
+        shortest = self.retention.shortest
+        self._pass_interval = (
+            timedelta(0) if shortest is None else shortest / SWEEP_PASSES_PER_PERIOD
+        )
+        #: Time spent handling records and sweeping, for SWEEP_SHARE.
+        self._handling_seconds = 0.0
+        self._sweep_seconds = 0.0
 
     async def handle(self, message: Message) -> None:
         """Process one consumed record; every outcome is a send or a counted skip."""
@@ -89,6 +109,7 @@ class SessionProcessor:
         if not messages:
             return
         self.metrics.observe_batch("sessions", len(messages))
+        batch_started = self.clock()
         last = messages[-1]
         sessions = BatchState(self.table, last.partition, decode_stored, encode_stored)
         outbox = Outbox()
@@ -110,7 +131,12 @@ class SessionProcessor:
                 self.dead_letters.failed(exc, message, outbox, sent_before)
             self.metrics.observe_latency(time.perf_counter() - started)
         if self.retention.enabled:
-            self._sweep(last.partition, sessions, outbox, len(messages) + SWEEP_KEYS_PER_BATCH)
+            handled = self.clock()
+            self._handling_seconds += handled - batch_started
+            if self._sweep_seconds <= self.sweep_share * self._handling_seconds:
+                budget = len(messages) + SWEEP_KEYS_PER_BATCH
+                self._sweep(last.partition, sessions, outbox, budget)
+                self._sweep_seconds += self.clock() - handled
         await self.writer.write(last, outbox, sessions.changes())
 
     def _sweep(
@@ -125,6 +151,12 @@ class SessionProcessor:
         sweep = self.sweeps.get(partition)
         if sweep is None:
             return  # no stream time yet: nothing can be judged
+        if sweep.cursor is None:
+            if sweep.pass_started is not None and (
+                sweep.stream_time - sweep.pass_started < self._pass_interval
+            ):
+                return
+            sweep.pass_started = sweep.stream_time
         rows, sweep.cursor = self.table.scan(partition, sweep.cursor, budget)
         tombstones = self.settings.retention_snapshot_tombstones
         for key, stored in rows:

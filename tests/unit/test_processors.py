@@ -72,6 +72,8 @@ class FakeTable:
     reads: list[tuple[int, str]] = field(default_factory=list)
     sources: list[Any] = field(default_factory=list)
     writes: int = 0
+    #: (partition, after) of every scan.
+    scans: list[tuple[int, str | None]] = field(default_factory=list)
 
     def get(self, partition: int, key: str) -> bytes | None:
         self.reads.append((partition, key))
@@ -83,6 +85,7 @@ class FakeTable:
     def scan(
         self, partition: int, after: str | None, limit: int
     ) -> tuple[list[tuple[str, bytes]], str | None]:
+        self.scans.append((partition, after))
         keys = sorted(key for key in self.rows if after is None or key > after)
         rows = [(key, self.rows[key]) for key in keys[:limit]]
         return rows, rows[-1][0] if len(keys) > limit else None

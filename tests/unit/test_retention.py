@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -65,12 +66,17 @@ def _event(
 class Partition:
     """One SessionProcessor (its stream time and sweep survive between batches) on fakes."""
 
-    def __init__(self, tombstones: bool = False) -> None:
+    def __init__(self, tombstones: bool = False, clock: Callable[[], float] | None = None) -> None:
         self.sessions = Sessions(
             settings=replace(SETTINGS, retention_snapshot_tombstones=tombstones)
         )
+        # By default a clock that never moves: the sweep never exceeds its share of the time.
         self.processor = SessionProcessor(
-            self.sessions.settings, self.sessions.table, self.sessions.table, self.sessions.metrics
+            self.sessions.settings,
+            self.sessions.table,
+            self.sessions.table,
+            self.sessions.metrics,
+            clock=clock or (lambda: 0.0),
         )
         self.offset = 0
 
@@ -183,3 +189,28 @@ def test_json_of_a_removed_session_is_not_served() -> None:
     partition.batch(("clock", "k0", 8, None))
     assert partition.processor.lookup("gone") is None
     assert encode_json(partition.processor.lookup("clock"))
+
+
+def test_sweep_passes_are_paced_by_stream_time() -> None:
+    partition = Partition()
+    partition.batch(("a", "a0", 0, None), ("b", "b0", 0, None))  # one pass, to the end
+    assert partition.table.scans == [(3, None)]
+    # 7 days / 16 = 10.5 hours of stream time before the next pass.
+    partition.batch(("a", "a1", 0.4, None))
+    assert partition.table.scans == [(3, None)]
+    partition.batch(("a", "a2", 0.45, None))
+    assert partition.table.scans == [(3, None), (3, None)]
+
+
+def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() -> None:
+    # Each clock reading moves 1 s: handling a batch takes 1 s, its sweep 1 s (100 %).
+    ticks = iter(range(1_000))
+    partition = Partition(clock=lambda: float(next(ticks)))
+    partition.batch(("a", "a0", 0, None))
+    assert len(partition.table.scans) == 1
+    # Swept 1 s of 1 s handled: over 5 %, so the next eighteen batches do not sweep.
+    for n in range(1, 19):
+        partition.batch(("a", f"a{n}", n, None))
+    assert len(partition.table.scans) == 1
+    partition.batch(("a", "a19", 19, None))  # 1 s of sweep against 20 s handled: 5 %
+    assert len(partition.table.scans) == 2
