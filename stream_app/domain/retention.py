@@ -19,6 +19,7 @@ import msgspec
 from msgspec import Struct
 
 from stream_app.domain.outputs import SessionStatus
+from stream_app.domain.stored import StoredSession, is_held
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +51,48 @@ class Retention:
 
 
 class SessionClock(Struct, frozen=True, gc=False):
-    """The two fields of a stored session that retention needs."""
+    """What retention needs of a stored session: its state, last activity, and whether its
+    snapshots are held for a firstSession verdict (such a session waits for its verdict)."""
 
     state: SessionStatus
     updated: datetime
+    held: bool = False
 
 
-class _StoredClock(Struct, frozen=True, gc=False):
-    session: SessionClock
+class _SessionFields(Struct, frozen=True, gc=False, rename="camel"):
+    state: SessionStatus
+    updated: datetime
+    profile_id: str = ""
+
+
+class _StoredFields(Struct, frozen=True, gc=False):
+    session: _SessionFields
+    claims: dict[str, bool | None] = {}
 
 
 # Decoding only these fields skips the rest of the stored value (cart, dedup memory) unbuilt,
 # so the sweep reads a stored session at a fraction of a full decode's cost.
-_clock_decoder = msgspec.msgpack.Decoder(_StoredClock)
+_clock_decoder = msgspec.msgpack.Decoder(_StoredFields)
 
 
 def decode_clock(stored: bytes) -> SessionClock:
-    """The state and last activity of a stored session (encode_stored's bytes)."""
-    return _clock_decoder.decode(stored).session
+    """The retention clock of a stored session (encode_stored's bytes)."""
+    fields = _clock_decoder.decode(stored)
+    session = fields.session
+    held = session.profile_id != "" and fields.claims.get(session.profile_id) is None
+    return SessionClock(session.state, session.updated, held)
+
+
+def clock_of(state: StoredSession) -> SessionClock:
+    """The retention clock of a decoded stored session."""
+    return SessionClock(state.session.state, state.session.updated, is_held(state))
 
 
 def is_expired(clock: SessionClock, stream_time: datetime, retention: Retention) -> bool:
-    """Whether a session has outlived its state's retention at `stream_time`."""
+    """Whether a session has outlived its state's retention at `stream_time`.
+
+    A held session is kept until its verdict arrives, so that a verdict always finds the
+    session that claimed (under exactly_once one that does not is dead-lettered as forged).
+    """
     period = retention.period(clock.state)
-    return period is not None and stream_time - clock.updated > period
+    return period is not None and not clock.held and stream_time - clock.updated > period

@@ -29,7 +29,7 @@ from stream_app.domain import (
     session_too_large,
 )
 from stream_app.domain import CustomerSession as CustomerSessionT
-from stream_app.domain.retention import SessionClock, decode_clock, is_expired
+from stream_app.domain.retention import clock_of, decode_clock, is_expired
 from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.dead_letters import DeadLetters, source_headers
 from stream_app.worker.metrics import Metrics
@@ -164,7 +164,7 @@ class SessionProcessor:
                 state = sessions.get(key)
                 if state is None:
                     continue
-                clock = SessionClock(state.session.state, state.session.updated)
+                clock = clock_of(state)
             else:
                 try:
                     clock = decode_clock(stored)

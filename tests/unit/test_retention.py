@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream_app.domain import decode_stored, encode_json
+from stream_app.domain import ProfileVerdict, decode_stored, encode_json, encode_verdict
 from stream_app.domain.retention import Retention, SessionClock, decode_clock, is_expired
 from stream_app.worker.sessions import MAX_EVENT_TIME_AHEAD, SWEEP_KEYS_PER_BATCH, SessionProcessor
 
@@ -83,6 +83,9 @@ class Partition:
     @property
     def table(self) -> FakeTable:
         return self.sessions.table
+
+    def processor_batch(self, messages: list[Message]) -> None:
+        asyncio.run(self.processor.handle_batch(messages))
 
     def batch(self, *events: tuple[str, str, float, str | None]) -> None:
         """Handle one batch of (integrationId, eventId, day, state) updates."""
@@ -214,3 +217,18 @@ def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() ->
     assert len(partition.table.scans) == 1
     partition.batch(("a", "a19", 19, None))  # 1 s of sweep against 20 s handled: 5 %
     assert len(partition.table.scans) == 2
+
+
+def test_a_held_session_waits_for_its_verdict_then_leaves() -> None:
+    partition = Partition()
+    held = update("h0", _at(0), profile_id="p-1", state="closed")
+    value = raw({**held, "integrationId": "held", "applicationId": 322})
+    partition.processor_batch([Message(INPUT, b"held", value, timestamp=T0.timestamp())])
+    assert decode_clock(partition.table.rows["held"]).held
+    partition.batch(("clock", "k0", 120, None))  # closed 120 days ago, but held
+    assert "held" in partition.table.rows
+    verdict = encode_verdict(ProfileVerdict(322, "p-1", "held", is_first=True))
+    partition.processor_batch([Message(SETTINGS.verdicts_topic, b"held", verdict)])
+    assert not decode_clock(partition.table.rows["held"]).held
+    partition.batch(("clock", "k1", 121, None))
+    assert "held" not in partition.table.rows
