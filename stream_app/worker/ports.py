@@ -61,10 +61,11 @@ class Table(Protocol):
         """The stored value of `key` in whichever local partition holds it."""
 
     def scan(
-        self, partition: int, after: str | None, limit: int
+        self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
         """Up to `limit` stored (key, value) of `partition` in key order, after key `after`
-        (None: from the first); and the key to go on after (None: the end was reached)."""
+        (None: from key `first` on, or from the first key); and the key to go on after (None:
+        the end was reached)."""
 
 
 class BatchWriter(Protocol):

@@ -59,8 +59,18 @@ class Sweep:
 
     #: The latest occurredAt applied on the partition (capped by MAX_EVENT_TIME_AHEAD).
     stream_time: datetime
-    #: The last key the sweep read (None: start a new pass from the first key).
+    #: The rebalance it was started in: a partition may have had another owner since.
+    generation: int
+    #: The last key the sweep read (None: start a new pass, at `floor`).
     cursor: str | None = None
+    #: Where a pass starts (None: the first key). Every key below it was removed by an earlier
+    #: pass, so a pass does not step over their deletes again (RocksDB keeps them until it
+    #: compacts); a session created below it lowers it.
+    floor: str | None = None
+    #: The floor of the next pass: the lowest key this pass kept or a batch created.
+    next_floor: str | None = None
+    #: The last key this pass read.
+    last_read: str | None = None
     #: Stream time when the current (or last) pass started.
     pass_started: datetime | None = None
     #: Sessions seen and the oldest last activity in the current pass.
@@ -149,7 +159,7 @@ class SessionProcessor:
         and a session the batch has just updated is judged on its new value and stays.
         """
         sweep = self.sweeps.get(partition)
-        if sweep is None:
+        if sweep is None or sweep.generation != self.metrics.rebalances:
             return  # no stream time yet: nothing can be judged
         if sweep.cursor is None:
             if sweep.pass_started is not None and (
@@ -157,9 +167,12 @@ class SessionProcessor:
             ):
                 return
             sweep.pass_started = sweep.stream_time
-        rows, sweep.cursor = self.table.scan(partition, sweep.cursor, budget)
+            rows, sweep.cursor = self.table.scan(partition, None, budget, first=sweep.floor)
+        else:
+            rows, sweep.cursor = self.table.scan(partition, sweep.cursor, budget)
         tombstones = self.settings.retention_snapshot_tombstones
         for key, stored in rows:
+            sweep.last_read = key
             if sessions.touched(key):
                 state = sessions.get(key)
                 if state is None:
@@ -178,15 +191,28 @@ class SessionProcessor:
                 if tombstones:
                     outbox.send(self.settings.output_topic, key=key.encode(), value=None)
                 continue
+            if sweep.next_floor is None or key < sweep.next_floor:
+                sweep.next_floor = key
             sweep.seen += 1
             if sweep.oldest is None or clock.updated < sweep.oldest:
                 sweep.oldest = clock.updated
         if sweep.cursor is not None:
             return
-        # The pass reached the last key: publish what it saw, start again from the first.
+        # The pass reached the last key: publish what it saw; the next starts at its floor.
         age = 0.0 if sweep.oldest is None else (sweep.stream_time - sweep.oldest).total_seconds()
         self.metrics.swept[partition] = (sweep.seen, max(age, 0.0))
-        sweep.cursor, sweep.seen, sweep.oldest = None, 0, None
+        sweep.floor = sweep.next_floor if sweep.next_floor is not None else sweep.last_read
+        sweep.cursor, sweep.next_floor, sweep.seen, sweep.oldest = None, None, 0, None
+
+    def _created(self, partition: int, key: str) -> None:
+        """A session created below a sweep's floor is read by its next pass."""
+        sweep = self.sweeps.get(partition)
+        if sweep is None:
+            return
+        if sweep.floor is not None and key < sweep.floor:
+            sweep.floor = key
+        if sweep.next_floor is None or key < sweep.next_floor:
+            sweep.next_floor = key
 
     def _advance_stream_time(self, partition: int, occurred_at: datetime, message: Message) -> None:
         at = min(
@@ -194,8 +220,8 @@ class SessionProcessor:
             datetime.fromtimestamp(message.timestamp, UTC) + MAX_EVENT_TIME_AHEAD,
         )
         sweep = self.sweeps.get(partition)
-        if sweep is None:
-            self.sweeps[partition] = Sweep(stream_time=at)
+        if sweep is None or sweep.generation != self.metrics.rebalances:
+            self.sweeps[partition] = Sweep(stream_time=at, generation=self.metrics.rebalances)
         elif at > sweep.stream_time:
             sweep.stream_time = at
 
@@ -223,7 +249,8 @@ class SessionProcessor:
             )
             return
         key = decode_key(message.key)
-        match apply_event(sessions.get(decoded.integration_id), decoded, key):
+        previous = sessions.get(decoded.integration_id)
+        match apply_event(previous, decoded, key):
             case Skipped():
                 self.metrics.duplicates += 1
             case Rejected() as rejected:
@@ -260,6 +287,8 @@ class SessionProcessor:
                 # Last: a record whose handling raised above changed neither state nor counts.
                 sessions.put(decoded.integration_id, applied.stored, stored)
                 self._advance_stream_time(message.partition, decoded.occurred_at, message)
+                if previous is None:
+                    self._created(message.partition, decoded.integration_id)
                 self.metrics.applied += 1
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1

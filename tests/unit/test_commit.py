@@ -337,6 +337,8 @@ def test_a_scan_reads_slices_in_key_order_and_skips_faust_s_offset_row(tmp_path:
     rest, end = table.scan(0, after, 10)
     assert [key for key, _ in rest] == ["k1", "k2", "k3", "k4"]
     assert end is None
+    from_k3, _ = table.scan(0, None, 10, first="k3")  # a pass from its floor, inclusive
+    assert [key for key, _ in from_k3] == ["k3", "k4"]
     store.close()
 
 

@@ -83,10 +83,14 @@ class FakeTable:
         return self.rows.get(key)
 
     def scan(
-        self, partition: int, after: str | None, limit: int
+        self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
-        self.scans.append((partition, after))
-        keys = sorted(key for key in self.rows if after is None or key > after)
+        self.scans.append((partition, after if after is not None else first))
+        keys = sorted(
+            key
+            for key in self.rows
+            if (key > after if after is not None else first is None or key >= first)
+        )
         rows = [(key, self.rows[key]) for key in keys[:limit]]
         return rows, rows[-1][0] if len(keys) > limit else None
 

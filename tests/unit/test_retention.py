@@ -202,7 +202,22 @@ def test_sweep_passes_are_paced_by_stream_time() -> None:
     partition.batch(("a", "a1", 0.4, None))
     assert partition.table.scans == [(3, None)]
     partition.batch(("a", "a2", 0.45, None))
-    assert partition.table.scans == [(3, None), (3, None)]
+    assert partition.table.scans == [(3, None), (3, "a")]  # from the lowest key kept
+
+
+def test_a_pass_starts_at_the_lowest_key_kept_or_created_since() -> None:
+    partition = Partition()
+    partition.batch(("k-1", "x1", 0, None), ("k-2", "x2", 0, None), ("k-5", "x5", 0, None))
+    partition.batch(("k-1", "y1", 1, "cancelled"), ("k-2", "y2", 1, "cancelled"))
+    partition.batch(("k-6", "x6", 8.5, None))  # k-1 and k-2: cancelled 7.5 days ago, removed
+    assert set(partition.table.rows) == {"k-5", "k-6"}
+    partition.batch(("k-7", "x7", 9, None))
+    assert partition.table.scans[-1] == (3, "k-5")  # below it only removed keys
+    partition.batch(("k-0", "x0", 9.5, None), ("k-0", "y0", 9.5, "cancelled"))  # below the floor
+    assert partition.table.scans[-1] == (3, "k-0")
+    partition.batch(("k-8", "x8", 17, None))
+    assert partition.table.scans[-1] == (3, "k-0")
+    assert "k-0" not in partition.table.rows
 
 
 def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() -> None:

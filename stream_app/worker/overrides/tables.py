@@ -67,13 +67,16 @@ class LocalTable:
         return encoded
 
     def scan(
-        self, partition: int, after: str | None, limit: int
+        self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
         """Up to `limit` rows of the partition's database in key order, after key `after`
-        (None: from the first); and the key to go on after (None: the end was reached)."""
+        (None: from key `first` on, or from the first key); and the key to go on after (None:
+        the end was reached)."""
         rows: list[tuple[str, bytes]] = []
         iterator = self.store._db_for_partition(partition).iter()  # noqa: SLF001, private
-        if after is None:
+        if after is None and first is not None:
+            iterator.seek(first.encode())
+        elif after is None:
             iterator.seek_to_first()
         else:
             iterator.seek(after.encode())
