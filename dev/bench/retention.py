@@ -104,6 +104,8 @@ class StateRun:
     profiles_logical_bytes: int = 0
     profiles_rocksdb_bytes: int = 0
     changelog_records_written: int = 0
+    #: Records written to the expiry index's changelog (retention on only).
+    index_records_written: int = 0
     changelog_records_after_compaction: int = 0
     changelog_tombstones_after_compaction: int = 0
     changelog_bytes_after_compaction: int | None = None
@@ -130,7 +132,7 @@ async def _create_changelogs(bootstrap: str, settings: Settings) -> None:
         await admin.create_topics([
             NewTopic(f"{settings.app_id}-{table}-changelog", settings.partitions, 1,
                      topic_configs=configs)
-            for table in ("sessions", "profiles")
+            for table in ("sessions", "profiles", "expiries")
         ])  # fmt: skip
     finally:
         await admin.close()
@@ -196,8 +198,10 @@ async def run_state(
     run.profiles_stored, run.profiles_logical_bytes = _logical_bytes(profile_dirs)
     run.profiles_rocksdb_bytes, _ = _dir_bytes(profile_dirs)
     changelog = f"{settings.app_id}-sessions-changelog"
+    index = f"{settings.app_id}-expiries-changelog"
     async with Probe(bootstrap) as probe:
         run.changelog_records_written = sum((await probe.end_offsets([changelog])).values())
+        run.index_records_written = sum((await probe.end_offsets([index])).values())
     # A tombstone of a key no session has, in each partition, rolls the last segments (older
     # than segment.ms by then) so that the broker's log cleaner compacts them; a second roll
     # makes it clean again, dropping the tombstones older than delete.retention.ms.

@@ -111,7 +111,7 @@ class WorkerTarget:
     @property
     def changelogs(self) -> list[str]:
         """The worker's table changelog topics (Faust names them {app id}-{table}-changelog)."""
-        return [f"{self.group}-sessions-changelog", f"{self.group}-profiles-changelog"]
+        return [f"{self.group}-{table}-changelog" for table in ("sessions", "profiles", "expiries")]
 
     async def prepare(self) -> None:
         """Create the worker's topics as it would on start, so they can be polled from t=0."""

@@ -232,7 +232,9 @@ async def state_wiped(
         result.figures["clean_restart"] = _log_restore(worker.log_path)
         await drill.stop(worker)
         shutil.rmtree(worker.settings.data_dir)
-        changelogs = [f"{drill.prefix}-sessions-changelog", f"{drill.prefix}-profiles-changelog"]
+        changelogs = [
+            f"{drill.prefix}-{table}-changelog" for table in ("sessions", "profiles", "expiries")
+        ]
         restored_records = sum((await count_records(drill.bootstrap, changelogs)).values())
         wiped = await drill.start(worker)
         restore = _log_restore(worker.log_path)

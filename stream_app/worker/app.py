@@ -13,6 +13,7 @@ from faust.types.transports import TransportT
 from mode.utils.objects import cached_property
 
 from stream_app.settings import ProcessingGuarantee, Settings
+from stream_app.worker.expiry import Expiry
 from stream_app.worker.logs import logging_config
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.observe import observe
@@ -222,6 +223,8 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
 
     sessions_table = table("sessions")
     profiles_table = table("profiles")
+    # The expiry index of the sessions (stream_app/worker/expiry.py).
+    expiries_table = table("expiries")
     # The agents' topics arrive in batches (batching.py), and so do the changelogs a restore
     # reads (recovery.py).
     app.batched_topics = frozenset(
@@ -230,7 +233,10 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
             settings.rekeyed_topic,
             settings.verdicts_topic,
             settings.claims_topic,
-            *(t.changelog_topic.get_topic_name() for t in (sessions_table, profiles_table)),
+            *(
+                t.changelog_topic.get_topic_name()
+                for t in (sessions_table, profiles_table, expiries_table)
+            ),
         ]
     )
     app.max_batch = settings.max_batch
@@ -248,11 +254,24 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
     app.settings = settings
     app.checkpoint = checkpoint = Checkpoint(app, writer, metrics, settings.input_topic)
     sessions_store, profiles_store = LocalTable(sessions_table), LocalTable(profiles_table)
+    expiries_store = LocalTable(expiries_table)
+    expiry = (
+        Expiry(
+            settings=settings,
+            table=sessions_store,
+            index=expiries_store,
+            writer=writer.for_table(expiries_store),
+            metrics=metrics,
+        )
+        if settings.retention.enabled
+        else None
+    )
     sessions = SessionProcessor(
         settings=settings,
         table=sessions_store,
         writer=writer.for_table(sessions_store),
         metrics=metrics,
+        expiry=expiry,
     )
     profiles = ProfileProcessor(
         settings=settings,

@@ -60,6 +60,9 @@ class Table(Protocol):
     def lookup(self, key: str) -> bytes | None:
         """The stored value of `key` in whichever local partition holds it."""
 
+    def count(self, partition: int) -> int:
+        """About how many keys `partition` holds (RocksDB's estimate)."""
+
     def scan(
         self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
@@ -132,6 +135,8 @@ class BatchState(Generic[V]):
         self._decode = decode
         self._encode = encode
         self._values: dict[str, V | None] = {}
+        # Each key's value as the table held it before the batch.
+        self._originals: dict[str, V | None] = {}
         # Insertion-ordered: each changed key, with its value's bytes when the caller had them
         # (None: to be encoded), or _DELETED.
         self._changed: dict[str, bytes | object | None] = {}
@@ -143,7 +148,7 @@ class BatchState(Generic[V]):
         except KeyError:
             stored = self._table.get(self._partition, key)
             value = None if stored is None else self._decode(stored)
-            self._values[key] = value
+            self._values[key] = self._originals[key] = value
             return value
 
     def put(self, key: str, value: V, encoded: bytes | None = None) -> None:
@@ -158,6 +163,10 @@ class BatchState(Generic[V]):
         """Remove the key for the rest of the batch; `changes` gives it with None."""
         self._values[key] = None
         self._changed[key] = _DELETED
+
+    def changed(self) -> list[tuple[str, V | None, V | None]]:
+        """Each changed key once, with its value before the batch and now (None: none)."""
+        return [(key, self._originals.get(key), self._values[key]) for key in self._changed]
 
     def touched(self, key: str) -> bool:
         """Whether the batch has read or written the key (its value here is the latest)."""

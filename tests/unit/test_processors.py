@@ -82,6 +82,9 @@ class FakeTable:
     def lookup(self, key: str) -> bytes | None:
         return self.rows.get(key)
 
+    def count(self, partition: int) -> int:
+        return len(self.rows)
+
     def scan(
         self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:

@@ -11,8 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream_app.domain import ProfileVerdict, decode_stored, encode_json, encode_verdict
-from stream_app.domain.retention import Retention, SessionClock, decode_clock, is_expired
-from stream_app.worker.sessions import MAX_EVENT_TIME_AHEAD, SWEEP_KEYS_PER_BATCH, SessionProcessor
+from stream_app.domain.retention import (
+    Retention,
+    SessionClock,
+    clock_of,
+    due_before,
+    index_key,
+    is_expired,
+)
+from stream_app.worker.expiry import MAX_EVENT_TIME_AHEAD, SWEEP_ENTRIES_PER_BATCH, Expiry
+from stream_app.worker.sessions import SessionProcessor
 
 from .builders import raw, update
 from .test_processors import INPUT, SETTINGS, FakeTable, Message, Sessions
@@ -37,18 +45,44 @@ def test_forever_keeps_a_state_and_no_rule_means_retention_is_off() -> None:
     assert not Retention(None, None, None).enabled
 
 
-@given(st.lists(st.sampled_from(["open", "closed", "cancelled"]), min_size=1, max_size=4))
-def test_the_clock_decoded_from_stored_bytes_is_the_session_state_and_last_event(
-    states: list[str],
+STATES = st.sampled_from(["open", "closed", "partially_returned", "cancelled"])
+MOMENTS = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@given(STATES, MOMENTS, MOMENTS)
+def test_an_index_entry_below_its_due_key_is_always_an_expired_session(
+    state: str, updated: datetime, stream_time: datetime
 ) -> None:
-    sessions = Sessions()
-    sessions.consume(_event("e0"))
-    for n, state in enumerate(states[1:], start=1):
-        sessions.consume(_event(f"e{n}", day=n, state=state))
-    stored = sessions.table.rows["s1"]
-    clock = decode_clock(stored)
-    session = decode_stored(stored).session
-    assert (clock.state, clock.updated) == (session.state, session.updated)
+    clock = SessionClock(state, updated)  # type: ignore[arg-type]
+    entry = index_key("s-1", clock, RULES)
+    due = due_before(state, stream_time, RULES)  # type: ignore[arg-type]
+    assert entry is not None
+    assert due is not None
+    if entry < due:
+        assert is_expired(clock, stream_time, RULES)
+    # ... and it is due at most 1/64 of its period after it expired.
+    period = RULES.period(state)  # type: ignore[arg-type]
+    assert period is not None
+    later = updated + period + period / 64 + timedelta(seconds=1)
+    assert entry < due_before(state, later, RULES)  # type: ignore[arg-type,operator]
+
+
+@given(STATES, MOMENTS, MOMENTS)
+def test_index_entries_of_a_state_sort_by_last_activity(
+    state: str, first: datetime, second: datetime
+) -> None:
+    one = index_key("b", SessionClock(state, min(first, second)), RULES)  # type: ignore[arg-type]
+    two = index_key("a", SessionClock(state, max(first, second)), RULES)  # type: ignore[arg-type]
+    assert one is not None
+    assert two is not None
+    assert one[:13] <= two[:13]
+
+
+def test_held_and_kept_for_ever_sessions_have_no_index_entry() -> None:
+    assert index_key("s", SessionClock("closed", T0, held=True), RULES) is None
+    assert index_key("s", SessionClock("open", T0), replace(RULES, idle=None)) is None
 
 
 def _at(day: float) -> str:
@@ -64,19 +98,28 @@ def _event(
 
 
 class Partition:
-    """One SessionProcessor (its stream time and sweep survive between batches) on fakes."""
+    """One SessionProcessor with its Expiry on fakes (state survives between batches)."""
 
     def __init__(self, tombstones: bool = False, clock: Callable[[], float] | None = None) -> None:
         self.sessions = Sessions(
             settings=replace(SETTINGS, retention_snapshot_tombstones=tombstones)
         )
+        self.index = FakeTable()
         # By default a clock that never moves: the sweep never exceeds its share of the time.
+        self.expiry = Expiry(
+            self.sessions.settings,
+            self.sessions.table,
+            self.index,
+            self.index,
+            self.sessions.metrics,
+            clock=clock or (lambda: 0.0),
+        )
         self.processor = SessionProcessor(
             self.sessions.settings,
             self.sessions.table,
             self.sessions.table,
             self.sessions.metrics,
-            clock=clock or (lambda: 0.0),
+            expiry=self.expiry,
         )
         self.offset = 0
 
@@ -95,7 +138,11 @@ class Partition:
             messages.append(Message(INPUT, integration_id.encode(), value, offset=self.offset,
                                     timestamp=(T0 + timedelta(days=day)).timestamp()))  # fmt: skip
             self.offset += 1
-        asyncio.run(self.processor.handle_batch(messages))
+        self.processor_batch(messages)
+
+    def indexed(self) -> set[str]:
+        """The sessions in the expiry index."""
+        return {entry.split(":", 1)[1] for entry in self.index.rows}
 
 
 def test_sessions_leave_once_stream_time_passes_their_retention() -> None:
@@ -151,38 +198,56 @@ def test_a_far_future_occurred_at_moves_stream_time_only_an_hour_past_its_record
     forged = Message(
         INPUT, b"clock", value, offset=99, timestamp=(T0 + timedelta(days=1)).timestamp()
     )
-    asyncio.run(partition.processor.handle_batch([forged]))
-    sweep = partition.processor.sweeps[forged.partition]
-    assert sweep.stream_time == T0 + timedelta(days=1) + MAX_EVENT_TIME_AHEAD
+    partition.processor_batch([forged])
+    assert partition.expiry.stream_time(forged.partition) == (
+        T0 + timedelta(days=1) + MAX_EVENT_TIME_AHEAD
+    )
     assert "cart" in partition.table.rows
 
 
-def test_the_sweep_reads_a_bounded_slice_per_batch_and_covers_the_partition_in_passes() -> None:
+def test_the_index_holds_every_session_that_can_expire_and_follows_its_state() -> None:
+    partition = Partition()
+    partition.batch(("a", "a0", 0, None), ("b", "b0", 0, None))
+    assert partition.indexed() == {"a", "b"}
+    assert {entry[0] for entry in partition.index.rows} == {"o"}  # both open
+    partition.batch(("a", "a1", 1, "closed"))
+    assert sorted(entry[0] for entry in partition.index.rows) == ["c", "o"]
+    assert len(partition.index.rows) == 2  # a's open entry left the index
+    partition.batch(("clock", "k0", 40, None))  # b idle 40 days: removed, and its entry
+    assert partition.indexed() == {"a", "clock"}
+
+
+def test_the_sweep_reads_only_due_sessions_and_a_bounded_number_per_batch() -> None:
     partition = Partition()
     many = [(f"old-{n:03}", f"o{n}", 0, "cancelled") for n in range(100)]
     partition.batch(*[(key, "x" + event_id, 0, None) for key, event_id, _, _ in many])
     partition.batch(*many)
-    assert len(partition.table.rows) == 100
+    partition.batch(*[(f"new-{n:03}", f"n{n}", 0, None) for n in range(100)])
+    assert len(partition.table.rows) == 200
     removed_per_batch = []
     for n in range(10):
         before = len(partition.table.rows)
-        partition.batch(("clock", f"k{n}", 8 + n, None))
+        partition.table.reads.clear()
+        partition.batch(("clock", f"k{n}", 8 + n / 10, None))
         removed_per_batch.append(before - len(partition.table.rows) + (1 if n == 0 else 0))
-    # One record per batch: at most 1 + SWEEP_KEYS_PER_BATCH keys read, so removed.
-    assert max(removed_per_batch) <= 1 + SWEEP_KEYS_PER_BATCH
-    assert set(partition.table.rows) == {"clock"}
-    # After a full pass the stored count and the oldest age are published.
+        # The open sessions (idle for days, not 30) are never read.
+        assert not any(key.startswith("new-") for _, key in partition.table.reads)
+    # One record per batch: at most 1 + SWEEP_ENTRIES_PER_BATCH entries, so removals.
+    assert max(removed_per_batch) <= 1 + SWEEP_ENTRIES_PER_BATCH
+    assert not any(key.startswith("old-") for key in partition.table.rows)
     stored, age = partition.sessions.metrics.swept[3]
-    assert stored == 1
-    assert age == 0.0
+    assert stored == 101
+    # The open ones, active at day 0, seen from day 8.9 (to their index bucket: 30 days / 64).
+    assert timedelta(days=8.9) <= timedelta(seconds=age) <= timedelta(days=8.9 + 30 / 64)
 
 
-def test_a_stored_value_that_does_not_decode_is_kept_and_the_sweep_goes_on() -> None:
+def test_a_session_that_does_not_decode_is_kept_and_the_sweep_goes_on() -> None:
     partition = Partition()
-    partition.batch(("cart", "c0", 0, None), ("cart", "c1", 0, "cancelled"))
-    partition.table.rows["aaa-garbage"] = b"\xc1 not msgpack"
+    partition.batch(("bad", "b0", 0, None), ("ok", "o0", 0, None))
+    partition.batch(("bad", "b1", 0, "cancelled"), ("ok", "o1", 0, "cancelled"))
+    partition.table.rows["bad"] = b"\xc1 not msgpack"
     partition.batch(("clock", "k0", 8, None))
-    assert set(partition.table.rows) == {"aaa-garbage", "clock"}
+    assert set(partition.table.rows) == {"bad", "clock"}
 
 
 def test_json_of_a_removed_session_is_not_served() -> None:
@@ -194,44 +259,19 @@ def test_json_of_a_removed_session_is_not_served() -> None:
     assert encode_json(partition.processor.lookup("clock"))
 
 
-def test_sweep_passes_are_paced_by_stream_time() -> None:
-    partition = Partition()
-    partition.batch(("a", "a0", 0, None), ("b", "b0", 0, None))  # one pass, to the end
-    assert partition.table.scans == [(3, None)]
-    # 7 days / 16 = 10.5 hours of stream time before the next pass.
-    partition.batch(("a", "a1", 0.4, None))
-    assert partition.table.scans == [(3, None)]
-    partition.batch(("a", "a2", 0.45, None))
-    assert partition.table.scans == [(3, None), (3, "a")]  # from the lowest key kept
-
-
-def test_a_pass_starts_at_the_lowest_key_kept_or_created_since() -> None:
-    partition = Partition()
-    partition.batch(("k-1", "x1", 0, None), ("k-2", "x2", 0, None), ("k-5", "x5", 0, None))
-    partition.batch(("k-1", "y1", 1, "cancelled"), ("k-2", "y2", 1, "cancelled"))
-    partition.batch(("k-6", "x6", 8.5, None))  # k-1 and k-2: cancelled 7.5 days ago, removed
-    assert set(partition.table.rows) == {"k-5", "k-6"}
-    partition.batch(("k-7", "x7", 9, None))
-    assert partition.table.scans[-1] == (3, "k-5")  # below it only removed keys
-    partition.batch(("k-0", "x0", 9.5, None), ("k-0", "y0", 9.5, "cancelled"))  # below the floor
-    assert partition.table.scans[-1] == (3, "k-0")
-    partition.batch(("k-8", "x8", 17, None))
-    assert partition.table.scans[-1] == (3, "k-0")
-    assert "k-0" not in partition.table.rows
-
-
 def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() -> None:
     # Each clock reading moves 1 s: handling a batch takes 1 s, its sweep 1 s (100 %).
     ticks = iter(range(1_000))
     partition = Partition(clock=lambda: float(next(ticks)))
     partition.batch(("a", "a0", 0, None))
-    assert len(partition.table.scans) == 1
+    sweeps = len(partition.index.scans)  # one scan per state that can expire
+    assert sweeps == 4
     # Swept 1 s of 1 s handled: over 5 %, so the next eighteen batches do not sweep.
     for n in range(1, 19):
         partition.batch(("a", f"a{n}", n, None))
-    assert len(partition.table.scans) == 1
+    assert len(partition.index.scans) == sweeps
     partition.batch(("a", "a19", 19, None))  # 1 s of sweep against 20 s handled: 5 %
-    assert len(partition.table.scans) == 2
+    assert len(partition.index.scans) == 2 * sweeps
 
 
 def test_a_held_session_waits_for_its_verdict_then_leaves() -> None:
@@ -239,11 +279,12 @@ def test_a_held_session_waits_for_its_verdict_then_leaves() -> None:
     held = update("h0", _at(0), profile_id="p-1", state="closed")
     value = raw({**held, "integrationId": "held", "applicationId": 322})
     partition.processor_batch([Message(INPUT, b"held", value, timestamp=T0.timestamp())])
-    assert decode_clock(partition.table.rows["held"]).held
+    assert clock_of(decode_stored(partition.table.rows["held"])).held
+    assert "held" not in partition.indexed()
     partition.batch(("clock", "k0", 120, None))  # closed 120 days ago, but held
     assert "held" in partition.table.rows
     verdict = encode_verdict(ProfileVerdict(322, "p-1", "held", is_first=True))
     partition.processor_batch([Message(SETTINGS.verdicts_topic, b"held", verdict)])
-    assert not decode_clock(partition.table.rows["held"]).held
+    assert "held" in partition.indexed()
     partition.batch(("clock", "k1", 121, None))
     assert "held" not in partition.table.rows

@@ -66,6 +66,11 @@ class LocalTable:
             self.store._db_for_partition(partition).write(rows)  # noqa: SLF001, private
         return encoded
 
+    def count(self, partition: int) -> int:
+        """RocksDB's estimate of the keys in the partition's database."""
+        db = self.store._db_for_partition(partition)  # noqa: SLF001, private
+        return int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+
     def scan(
         self, partition: int, after: str | None, limit: int, first: str | None = None
     ) -> tuple[list[tuple[str, bytes]], str | None]:
