@@ -386,7 +386,8 @@ class Report:
                    "retention 2d (on) vs forever (off); exactly_once"]  # fmt: skip
         out.append(
             f"  {'retention':<10}{'events':>10}{'events/s':>9}{'CPU us/ev':>10}"
-            f"{'stored':>10}{'RocksDB MiB':>12}{'changelog written':>18}{'index':>9}{'compacted':>10}"
+            f"{'stored':>10}{'RocksDB MiB':>12}{'changelog written':>18}{'index':>9}"
+            f"{'compacted':>10}"
             f"{'tombstones':>11}{'MiB':>7}{'restore s':>10}{'restored':>10}"
         )
         for name, run in self.lifecycle.items():

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from msgspec import Struct
 
 from stream_app.domain.outputs import SessionStatus
@@ -56,6 +57,30 @@ class SessionClock(Struct, frozen=True, gc=False):
     state: SessionStatus
     updated: datetime
     held: bool = False
+
+
+class _SessionFields(Struct, frozen=True, gc=False, rename="camel"):
+    state: SessionStatus
+    updated: datetime
+    profile_id: str = ""
+
+
+class _StoredFields(Struct, frozen=True, gc=False):
+    session: _SessionFields
+    claims: dict[str, bool | None] = {}
+
+
+# Decoding only these fields skips the rest of the stored value (cart, dedup memory) unbuilt,
+# so the sweep reads a stored session at a fraction of a full decode's cost.
+_clock_decoder = msgspec.msgpack.Decoder(_StoredFields)
+
+
+def decode_clock(stored: bytes) -> SessionClock:
+    """The retention clock of a stored session (encode_stored's bytes)."""
+    fields = _clock_decoder.decode(stored)
+    session = fields.session
+    held = session.profile_id != "" and fields.claims.get(session.profile_id) is None
+    return SessionClock(session.state, session.updated, held)
 
 
 def clock_of(state: StoredSession) -> SessionClock:

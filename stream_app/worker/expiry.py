@@ -33,6 +33,7 @@ from stream_app.domain.outputs import SessionStatus
 from stream_app.domain.retention import (
     STATE_CODES,
     clock_of,
+    decode_clock,
     due_before,
     entry_time,
     index_key,
@@ -51,8 +52,9 @@ MAX_EVENT_TIME_AHEAD = timedelta(hours=1)
 #: Index entries the sweep reads per batch, besides one per record of the batch.
 SWEEP_ENTRIES_PER_BATCH = 16
 #: The most time the sweep may take, as a share of the time spent handling records: when it is
-#: behind, it waits (sessions then leave later), so retention never slows the stream by more.
-SWEEP_SHARE = 0.05
+#: behind (e.g. a retention shortened so that millions of sessions are due at once), it waits
+#: and sessions leave later, so retention never slows the stream by more than this.
+SWEEP_SHARE = 0.25
 #: An index entry has no value: its key says everything.
 PRESENT = b""
 
@@ -158,17 +160,18 @@ class Expiry:
         budget: int,
         changes: dict[str, bytes | None],
     ) -> None:
-        clock = self.partitions.get(partition)
-        if clock is None or clock.generation != self.metrics.rebalances:
+        position = self.partitions.get(partition)
+        if position is None or position.generation != self.metrics.rebalances:
             return  # no stream time since the partition was assigned: nothing can be judged
+        now = position.stream_time
         snapshot_tombstones = self.settings.retention_snapshot_tombstones
         #: Per state, the bucket of the first entry left: its least recently active session.
         left: list[datetime] = []
         for state in self._states:
             code = STATE_CODES[state]
-            due = due_before(state, clock.stream_time, self.retention)
+            due = due_before(state, now, self.retention)
             assert due is not None  # _states holds only states that expire
-            cursor = clock.cursors.get(code)
+            cursor = position.cursors.get(code)
             entries, _ = self.index.scan(
                 partition, cursor, budget + 1, first=None if cursor is not None else code
             )
@@ -183,21 +186,25 @@ class Expiry:
                 budget -= 1
                 key = indexed_session(entry)
                 changes[entry] = None
-                clock.cursors[code] = entry
+                position.cursors[code] = entry
                 try:
-                    session = sessions.get(key)
+                    if sessions.touched(key):
+                        session = sessions.get(key)
+                        session_clock = None if session is None else clock_of(session)
+                    else:
+                        # Only the clock is decoded: the session itself is not needed.
+                        stored = self.table.get(partition, key)
+                        session_clock = None if stored is None else decode_clock(stored)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     log.warning("stored session %r of partition %d cannot be read; kept",
                                 key, partition)  # fmt: skip
                     continue
                 # A session whose entry moved (or which is gone) just leaves its old entry.
-                if session is None or not is_expired(
-                    clock_of(session), clock.stream_time, self.retention
-                ):
+                if session_clock is None or not is_expired(session_clock, now, self.retention):
                     continue
                 sessions.delete(key)
                 self.metrics.sessions_expired += 1
                 if snapshot_tombstones:
                     outbox.send(self.settings.output_topic, key=key.encode(), value=None)
-        age = 0.0 if not left else (clock.stream_time - min(left)).total_seconds()
+        age = 0.0 if not left else (now - min(left)).total_seconds()
         self.metrics.swept[partition] = (self.table.count(partition), max(age, 0.0))

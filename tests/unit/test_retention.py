@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,12 @@ from stream_app.domain.retention import (
     index_key,
     is_expired,
 )
-from stream_app.worker.expiry import MAX_EVENT_TIME_AHEAD, SWEEP_ENTRIES_PER_BATCH, Expiry
+from stream_app.worker.expiry import (
+    MAX_EVENT_TIME_AHEAD,
+    SWEEP_ENTRIES_PER_BATCH,
+    SWEEP_SHARE,
+    Expiry,
+)
 from stream_app.worker.sessions import SessionProcessor
 
 from .builders import raw, update
@@ -266,11 +272,12 @@ def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() ->
     partition.batch(("a", "a0", 0, None))
     sweeps = len(partition.index.scans)  # one scan per state that can expire
     assert sweeps == 4
-    # Swept 1 s of 1 s handled: over 5 %, so the next eighteen batches do not sweep.
-    for n in range(1, 19):
+    # 1 s swept against k s handled: the sweep waits until that is within its share.
+    handled_to_sweep_again = math.ceil(1 / SWEEP_SHARE)
+    for n in range(1, handled_to_sweep_again - 1):
         partition.batch(("a", f"a{n}", n, None))
     assert len(partition.index.scans) == sweeps
-    partition.batch(("a", "a19", 19, None))  # 1 s of sweep against 20 s handled: 5 %
+    partition.batch(("a", "again", handled_to_sweep_again, None))
     assert len(partition.index.scans) == 2 * sweeps
 
 
