@@ -8,7 +8,8 @@ killed at random moments throughout. The expected table is known from the retent
 alone: a session is live when its state's retention has not passed between its day and the final
 stream time. The drill waits until the sessions changelog (latest record per key, what a restore
 reads) holds exactly the live sessions, each in its expected state, then wipes the worker's data
-directory and checks every session over HTTP after the restore.
+directory and checks every session over HTTP after the restore. A session is expected removed
+when its expiry index entry is due at the final stream time (contract section 10).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dev.drills.scenarios import DrillResult
 from dev.harness.kafka import read_all
 from dev.harness.settle import WaitTimeout, wait_until
 from stream_app.domain import decode_stored
-from stream_app.domain.retention import SessionClock, is_expired
+from stream_app.domain.retention import SessionClock, due_before, index_key
 from stream_app.settings import Settings
 
 #: Days of the compressed clock the sessions are spread over, and the ticks' day after them.
@@ -103,8 +104,11 @@ async def expiry(
             records.append((key, _event(f"{key}-1", key, at, None)))
             if state != "open":
                 records.append((key, _event(f"{key}-2", key, at, state)))
-            clock = SessionClock(state, at)  # type: ignore[arg-type]
-            if is_expired(clock, final_time, retention):
+            # Removed once due in the expiry index: at most one bucket (1/64 of the state's
+            # retention) after it expired; the ticks keep stream time at the final time.
+            entry = index_key(key, SessionClock(state, at), retention)  # type: ignore[arg-type]
+            due = due_before(state, final_time, retention)  # type: ignore[arg-type]
+            if entry is not None and due is not None and entry < due:
                 removed.add(key)
             else:
                 expected[key] = (state, 1 if state == "open" else 2)
