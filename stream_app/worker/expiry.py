@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 MAX_EVENT_TIME_AHEAD = timedelta(hours=1)
 #: Index entries the sweep reads per batch, besides one per record of the batch.
 SWEEP_ENTRIES_PER_BATCH = 16
-#: The most time the sweep may take, as a share of the time spent handling records: when it is
-#: behind (e.g. a retention shortened so that millions of sessions are due at once), it waits
-#: and sessions leave later, so retention never slows the stream by more than this.
+#: The most time the sweep may take, as a share of the time spent handling records, while it is
+#: behind (more sessions due than a batch's budget, e.g. after a retention was shortened): it
+#: then skips batches and sessions leave later, so retention never slows the stream by more.
 SWEEP_SHARE = 0.25
 #: An index entry has no value: its key says everything.
 PRESENT = b""
@@ -94,6 +94,9 @@ class Expiry:
         self.retention = self.settings.retention
         self._handling_seconds = 0.0
         self._sweep_seconds = 0.0
+        # Whether the last sweep left due entries for later (it used its whole budget): only
+        # then is it held to its share of the time; otherwise it is a few index reads.
+        self._behind = False
         # The states that can expire, in the order the sweep reads their ranges.
         self._states: list[SessionStatus] = [
             state for state in STATE_CODES if self.retention.period(state) is not None
@@ -130,8 +133,9 @@ class Expiry:
         changes: dict[str, bytes | None] = {}
         handled = self.clock()
         self._handling_seconds += handled - batch_started
-        if self._sweep_seconds <= self.sweep_share * self._handling_seconds:
-            self._sweep(partition, sessions, outbox, records + SWEEP_ENTRIES_PER_BATCH, changes)
+        if not self._behind or self._sweep_seconds <= self.sweep_share * self._handling_seconds:
+            budget = records + SWEEP_ENTRIES_PER_BATCH
+            self._behind = self._sweep(partition, sessions, outbox, budget, changes)
             self._sweep_seconds += self.clock() - handled
         clock = self.partitions.get(partition)
         for key, before, after in sessions.changed():
@@ -159,10 +163,11 @@ class Expiry:
         outbox: Outbox,
         budget: int,
         changes: dict[str, bytes | None],
-    ) -> None:
+    ) -> bool:
+        """Remove due sessions, at most `budget`; whether due entries were left for later."""
         position = self.partitions.get(partition)
         if position is None or position.generation != self.metrics.rebalances:
-            return  # no stream time since the partition was assigned: nothing can be judged
+            return False  # no stream time since the partition was assigned: nothing to judge
         now = position.stream_time
         snapshot_tombstones = self.settings.retention_snapshot_tombstones
         #: Per state, the bucket of the first entry left: its least recently active session.
@@ -208,3 +213,4 @@ class Expiry:
                     outbox.send(self.settings.output_topic, key=key.encode(), value=None)
         age = 0.0 if not left else (now - min(left)).total_seconds()
         self.metrics.swept[partition] = (self.table.count(partition), max(age, 0.0))
+        return budget == 0

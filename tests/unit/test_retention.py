@@ -265,20 +265,26 @@ def test_json_of_a_removed_session_is_not_served() -> None:
     assert encode_json(partition.processor.lookup("clock"))
 
 
-def test_the_sweep_waits_while_it_has_taken_more_than_its_share_of_the_time() -> None:
+def test_a_sweep_that_is_behind_waits_while_it_has_taken_more_than_its_share() -> None:
     # Each clock reading moves 1 s: handling a batch takes 1 s, its sweep 1 s (100 %).
-    ticks = iter(range(1_000))
+    ticks = iter(range(10_000))
     partition = Partition(clock=lambda: float(next(ticks)))
-    partition.batch(("a", "a0", 0, None))
-    sweeps = len(partition.index.scans)  # one scan per state that can expire
-    assert sweeps == 4
-    # 1 s swept against k s handled: the sweep waits until that is within its share.
-    handled_to_sweep_again = math.ceil(1 / SWEEP_SHARE)
-    for n in range(1, handled_to_sweep_again - 1):
-        partition.batch(("a", f"a{n}", n, None))
-    assert len(partition.index.scans) == sweeps
-    partition.batch(("a", "again", handled_to_sweep_again, None))
-    assert len(partition.index.scans) == 2 * sweeps
+    partition.batch(*[(f"old-{n:03}", f"x{n}", 0, None) for n in range(100)])
+    partition.batch(*[(f"old-{n:03}", f"y{n}", 0, "cancelled") for n in range(100)])
+    scans_before = len(partition.index.scans)
+    # Not behind: a sweep in every batch, however long it took.
+    assert scans_before == 2 * 4  # one scan per state that can expire
+    partition.batch(("clock", "k0", 8, None))  # 100 due: 17 removed, the sweep is behind
+    assert len(partition.table.rows) == 100 - 17 + 1
+    removed_at = [1]
+    for n in range(1, 20):
+        before = len(partition.table.rows)
+        partition.batch(("clock", f"k{n}", 8, None))
+        if len(partition.table.rows) < before:
+            removed_at.append(n + 1)
+    # 3 s swept against k s handled: behind, it sweeps again only within its share.
+    handled = 2 + 1  # the two batches before and the one that fell behind
+    assert removed_at[1] == math.ceil(3 / SWEEP_SHARE) - handled + 1
 
 
 def test_a_held_session_waits_for_its_verdict_then_leaves() -> None:
