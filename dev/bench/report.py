@@ -386,7 +386,7 @@ class Report:
                    "retention 2d (on) vs forever (off); exactly_once"]  # fmt: skip
         out.append(
             f"  {'retention':<10}{'events':>10}{'events/s':>9}{'CPU us/ev':>10}"
-            f"{'stored':>10}{'RocksDB MiB':>12}{'changelog written':>18}{'index':>9}"
+            f"{'stored':>10}{'RocksDB MiB':>12}{'changelog written':>18}{'index':>11}"
             f"{'compacted':>10}"
             f"{'tombstones':>11}{'MiB':>7}{'restore s':>10}{'restored':>10}"
         )
@@ -396,7 +396,7 @@ class Report:
                 f"  {name:<10}{run.events:>10,}{run.events_per_second:>9,.0f}"
                 f"{_fmt(run.cpu_us_per_event, '{:.1f}'):>10}{run.sessions_stored:>10,}"
                 f"{run.rocksdb_bytes / 2**20:>12.1f}{run.changelog_records_written:>18,}"
-                f"{run.index_records_written:>9,}"
+                f"{run.index_records_written:>11,}"
                 f"{run.changelog_records_after_compaction:>10,}"
                 f"{run.changelog_tombstones_after_compaction:>11,}"
                 f"{_fmt(None if compacted is None else compacted / 2**20, '{:.1f}'):>7}"
