@@ -582,3 +582,30 @@ def test_exactly_once_records_are_delivered_when_the_commit_ends(
     deliver = asyncio.run(scenario()).stages["deliver"]
     assert (deliver.count, round(deliver.total, 3)) == (2, 0.6)  # committed 0.3 s after
     store.close()
+
+
+def test_a_batch_written_to_two_tables_is_one_write_and_one_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FakeStore(tmp_path)
+    producers = {"app-0-1": RecordingProducer()}
+    # The sessions' write, the expiry index's write, then after the commit.
+    clock = iter([100.0, 100.2, 100.3, 100.5, 101.0])
+    monkeypatch.setattr("stream_app.worker.overrides.writers.time.time", lambda: next(clock))
+
+    async def scenario() -> tuple[Metrics, tuple[float, float]]:
+        metrics = Metrics()
+        writer = ExactlyOnceWriter(_eos_app(producers), ChangelogOffsets(), metrics)
+        writer.batch_records = 2
+        source = _message(1, 30)
+        await writer.for_table(_table(store)).write(source, _outbox(b"out"), [])
+        await writer.for_table(_table(store)).write(source, Outbox(), [])
+        spans = writer.last_write
+        assert await writer.commit({TP1: 31}, True)
+        return metrics, spans
+
+    metrics, spans = asyncio.run(scenario())
+    assert spans == (100.0, 100.5)  # the write stage spans both tables
+    deliver = metrics.stages["deliver"]
+    assert (deliver.count, round(deliver.total, 3)) == (2, 1.0)  # once per record, from the last
+    store.close()

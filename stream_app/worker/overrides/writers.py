@@ -123,10 +123,20 @@ class _Writer:
         self.changelog = changelog
         self.metrics = metrics
         self.last_write = (0.0, 0.0)
+        # The source of the last write: a batch writes once per table (sessions, then the
+        # expiry index), and its write stage spans them all.
+        self._last_source: Message | None = None
         self.batch_records = 1
 
     def for_table(self, table: LocalTable) -> BatchWriter:
         return _TableBatches(self, table)
+
+    def _wrote(self, source: Message, started: float, ended: float) -> bool:
+        """Note a write's time; whether it was the batch's first (not one more of its tables)."""
+        first = source is not self._last_source
+        self._last_source = source
+        self.last_write = (started if first else self.last_write[0], ended)
+        return first
 
     async def write(
         self,
@@ -184,8 +194,11 @@ class ExactlyOnceWriter(_Writer):
             if encoded:
                 sent = await send_records(producer, table.changelog_records(partition, encoded))
                 self._note_when_delivered(sent, table, partition)
-        self.last_write = (started, time.time())
-        self._written.append((self.last_write[1], self.batch_records))
+        ended = time.time()
+        if self._wrote(source, started, ended):
+            self._written.append((ended, self.batch_records))
+        else:  # the batch is delivered with its last table's records
+            self._written[-1] = (ended, self._written[-1][1])
 
     async def flush(self) -> None:
         """Nothing: committing a transaction flushes its producer."""
@@ -274,7 +287,7 @@ class AtLeastOnceWriter(_Writer):
         producer = await self._producer()
         sent = await send_records(producer, outbox.records)
         written = time.time()
-        self.last_write = (started, written)
+        self._wrote(source, started, written)
         self._measure_delivery([record_batch.delivered for record_batch in sent], written)
         self.fence.track(record_batch.delivered for record_batch in sent)
         if encoded:
