@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="flat-state runs: sessions that open and finish (default 1,000,000; quick 50,000)",
     )
+    parser.add_argument(
+        "--retention",
+        default=None,
+        help="the workers' STREAM_APP_RETENTION_* (e.g. forever; default: the worker's defaults)",
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -203,6 +208,8 @@ async def _run(
         settings = settings_for(
             bootstrap, f"{prefix}-{name}", work / name, partitions=partitions, guarantee=mode
         )
+        if args.retention is not None:
+            settings = retention.with_retention(settings, args.retention)
         if input_topic is None:
             return settings
         return replace(settings, input_topic=input_topic)

@@ -119,6 +119,19 @@ class StateRun:
         return dict(self.__dict__)
 
 
+def with_retention(settings: Settings, period: str) -> Settings:
+    """The settings with every state's retention set to `period` (e.g. 2d, forever)."""
+    periods = Settings.from_env(
+        {f"STREAM_APP_RETENTION_{kind}": period for kind in ("FINAL", "CLOSED", "IDLE")}
+    )
+    return replace(
+        settings,
+        retention_final=periods.retention_final,
+        retention_closed=periods.retention_closed,
+        retention_idle=periods.retention_idle,
+    )
+
+
 async def _create_changelogs(bootstrap: str, settings: Settings) -> None:
     configs = {
         **CHANGELOG_CONFIGS,
@@ -160,15 +173,7 @@ async def run_state(
 ) -> StateRun:
     """Drain the preloaded lifecycle stream with retention on or off; measure state and restore."""
     period = RETENTION if retention else "forever"
-    periods = Settings.from_env(
-        {f"STREAM_APP_RETENTION_{kind}": period for kind in ("FINAL", "CLOSED", "IDLE")}
-    )
-    settings = replace(
-        settings,
-        retention_final=periods.retention_final,
-        retention_closed=periods.retention_closed,
-        retention_idle=periods.retention_idle,
-    )
+    settings = with_retention(settings, period)
     await _create_changelogs(bootstrap, settings)
     target = WorkerTarget(name=f"retention {period}", settings=settings, log_path=log_path)
     placeholder = StateRun(retention, events, 0.0, None)
