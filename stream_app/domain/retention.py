@@ -35,12 +35,6 @@ class Retention:
         """Whether any session can ever expire."""
         return not (self.final is None and self.closed is None and self.idle is None)
 
-    @property
-    def shortest(self) -> timedelta | None:
-        """The shortest period of any state (None: nothing expires)."""
-        periods = [p for p in (self.final, self.closed, self.idle) if p is not None]
-        return min(periods, default=None)
-
     def period(self, state: SessionStatus) -> timedelta | None:
         """How long a session in `state` stays after its last activity."""
         if state == "cancelled":

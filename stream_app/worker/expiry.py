@@ -105,18 +105,23 @@ class Expiry:
     def advance(self, partition: int, occurred_at: datetime, message: Message) -> None:
         """An event applied on `partition` moves its stream time (never backwards)."""
         at = min(occurred_at, datetime.fromtimestamp(message.timestamp, UTC) + MAX_EVENT_TIME_AHEAD)
-        clock = self.partitions.get(partition)
-        if clock is None or clock.generation != self.metrics.rebalances:
+        clock = self._current(partition)
+        if clock is None:
             self.partitions[partition] = PartitionClock(at, self.metrics.rebalances)
         elif at > clock.stream_time:
             clock.stream_time = at
 
     def stream_time(self, partition: int) -> datetime | None:
         """The partition's stream time, if an event was applied since its last assignment."""
+        clock = self._current(partition)
+        return None if clock is None else clock.stream_time
+
+    def _current(self, partition: int) -> PartitionClock | None:
+        """The partition's clock, unless none was started since its last assignment."""
         clock = self.partitions.get(partition)
         if clock is None or clock.generation != self.metrics.rebalances:
             return None
-        return clock.stream_time
+        return clock
 
     def end_batch(
         self,
@@ -137,7 +142,7 @@ class Expiry:
             budget = records + SWEEP_ENTRIES_PER_BATCH
             self._behind = self._sweep(partition, sessions, outbox, budget, changes)
             self._sweep_seconds += self.clock() - handled
-        clock = self.partitions.get(partition)
+        clock = self._current(partition)
         for key, before, after in sessions.changed():
             old = None if before is None else index_key(key, clock_of(before), self.retention)
             new = None if after is None else index_key(key, clock_of(after), self.retention)
@@ -165,8 +170,8 @@ class Expiry:
         changes: dict[str, bytes | None],
     ) -> bool:
         """Remove due sessions, at most `budget`; whether due entries were left for later."""
-        position = self.partitions.get(partition)
-        if position is None or position.generation != self.metrics.rebalances:
+        position = self._current(partition)
+        if position is None:
             return False  # no stream time since the partition was assigned: nothing to judge
         now = position.stream_time
         snapshot_tombstones = self.settings.retention_snapshot_tombstones
