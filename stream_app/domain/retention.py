@@ -98,7 +98,13 @@ _BUCKET_DIGITS = 12
 
 
 def _bucket_seconds(period: timedelta) -> int:
-    return max(1, int(period.total_seconds()) // BUCKETS_PER_PERIOD)
+    return max(1, (period.days * 86_400 + period.seconds) // BUCKETS_PER_PERIOD)
+
+
+def _seconds_since_origin(at: datetime) -> int:
+    """Whole seconds from _ORIGIN to `at` (integer arithmetic: no float rounding)."""
+    since = at - _ORIGIN
+    return since.days * 86_400 + since.seconds
 
 
 def index_key(key: str, clock: SessionClock, retention: Retention) -> str | None:
@@ -110,8 +116,8 @@ def index_key(key: str, clock: SessionClock, retention: Retention) -> str | None
     period = retention.period(clock.state)
     if period is None or clock.held:
         return None
-    bucket = int((clock.updated - _ORIGIN).total_seconds()) // _bucket_seconds(period)
-    return f"{STATE_CODES[clock.state]}{bucket:0{_BUCKET_DIGITS}d}:{key}"
+    bucket = _seconds_since_origin(clock.updated) // _bucket_seconds(period)
+    return f"{STATE_CODES[clock.state]}{bucket:012d}:{key}"  # 12: _BUCKET_DIGITS
 
 
 def due_before(state: SessionStatus, stream_time: datetime, retention: Retention) -> str | None:
@@ -123,7 +129,7 @@ def due_before(state: SessionStatus, stream_time: datetime, retention: Retention
     period = retention.period(state)
     if period is None:
         return None
-    limit = int((stream_time - period - _ORIGIN).total_seconds()) // _bucket_seconds(period)
+    limit = _seconds_since_origin(stream_time - period) // _bucket_seconds(period)
     return f"{STATE_CODES[state]}{max(limit, 0):0{_BUCKET_DIGITS}d}"
 
 

@@ -104,8 +104,10 @@ class Expiry:
 
     def advance(self, partition: int, occurred_at: datetime, message: Message) -> None:
         """An event applied on `partition` moves its stream time (never backwards)."""
-        at = min(occurred_at, datetime.fromtimestamp(message.timestamp, UTC) + MAX_EVENT_TIME_AHEAD)
         clock = self._current(partition)
+        if clock is not None and occurred_at <= clock.stream_time:
+            return  # most events: the cap below is only needed for one that moves the clock
+        at = min(occurred_at, datetime.fromtimestamp(message.timestamp, UTC) + MAX_EVENT_TIME_AHEAD)
         if clock is None:
             self.partitions[partition] = PartitionClock(at, self.metrics.rebalances)
         elif at > clock.stream_time:
@@ -182,17 +184,14 @@ class Expiry:
             due = due_before(state, now, self.retention)
             assert due is not None  # _states holds only states that expire
             cursor = position.cursors.get(code)
-            entries, _ = self.index.scan(
-                partition, cursor, budget + 1, first=None if cursor is not None else code
-            )
+            # Only the due entries are read, and the first one after them (the oldest left).
+            start = code if cursor is None else cursor + "\0"
+            entries, following = self.index.scan(partition, start, due, budget)
+            if following is not None and following.startswith(code):
+                at = entry_time(following, self.retention)
+                if at is not None:
+                    left.append(at)
             for entry, _ in entries:
-                if not entry.startswith(code):
-                    break
-                if entry >= due or budget == 0:
-                    at = entry_time(entry, self.retention)
-                    if at is not None:
-                        left.append(at)
-                    break
                 budget -= 1
                 key = indexed_session(entry)
                 changes[entry] = None

@@ -64,11 +64,10 @@ class Table(Protocol):
         """About how many keys `partition` holds (RocksDB's estimate)."""
 
     def scan(
-        self, partition: int, after: str | None, limit: int, first: str | None = None
+        self, partition: int, start: str, stop: str, limit: int
     ) -> tuple[list[tuple[str, bytes]], str | None]:
-        """Up to `limit` stored (key, value) of `partition` in key order, after key `after`
-        (None: from key `first` on, or from the first key); and the key to go on after (None:
-        the end was reached)."""
+        """Up to `limit` stored (key, value) of `partition` with `start` <= key < `stop`, in
+        key order; and the first key from `start` on that was not returned (None: none)."""
 
 
 class BatchWriter(Protocol):

@@ -327,18 +327,20 @@ def test_a_deleted_key_leaves_the_database_and_is_a_tombstone_on_the_changelog(
     store.close()
 
 
-def test_a_scan_reads_slices_in_key_order_and_skips_faust_s_offset_row(tmp_path: Path) -> None:
+def test_a_scan_reads_a_key_range_in_order_and_skips_faust_s_offset_row(tmp_path: Path) -> None:
     store = FakeStore(tmp_path)
     table = _table(store)
     table.store_batch(0, [(f"k{n}", str(n).encode()) for n in range(5)] + [("Z", b"z")])
     store._db_for_partition(0)[FakeStore.offset_key] = b"41"  # where Faust keeps its offset
-    first, after = table.scan(0, None, 3)  # Z, __faust..., k0: the offset row counts, unread
-    assert (first, after) == ([("Z", b"z"), ("k0", b"0")], "k0")
-    rest, end = table.scan(0, after, 10)
-    assert [key for key, _ in rest] == ["k1", "k2", "k3", "k4"]
-    assert end is None
-    from_k3, _ = table.scan(0, None, 10, first="k3")  # a pass from its floor, inclusive
-    assert [key for key, _ in from_k3] == ["k3", "k4"]
+    # Z < __faust... < k0: the offset row sits inside the range, and is neither read nor counted.
+    rows, following = table.scan(0, "A", "k2", 10)
+    assert (rows, following) == ([("Z", b"z"), ("k0", b"0"), ("k1", b"1")], "k2")
+    limited, following = table.scan(0, "k1", "k9", 2)  # the limit: where to go on from
+    assert ([key for key, _ in limited], following) == (["k1", "k2"], "k3")
+    rest, following = table.scan(0, "k3" + "\0", "k9", 10)  # after k3
+    assert ([key for key, _ in rest], following) == (["k4"], None)
+    empty, following = table.scan(0, "k", "k0", 10)  # nothing below the stop: one seek
+    assert (empty, following) == ([], "k0")
     store.close()
 
 

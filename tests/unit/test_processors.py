@@ -72,8 +72,8 @@ class FakeTable:
     reads: list[tuple[int, str]] = field(default_factory=list)
     sources: list[Any] = field(default_factory=list)
     writes: int = 0
-    #: (partition, after) of every scan.
-    scans: list[tuple[int, str | None]] = field(default_factory=list)
+    #: (partition, start) of every scan.
+    scans: list[tuple[int, str]] = field(default_factory=list)
 
     def get(self, partition: int, key: str) -> bytes | None:
         self.reads.append((partition, key))
@@ -86,16 +86,13 @@ class FakeTable:
         return len(self.rows)
 
     def scan(
-        self, partition: int, after: str | None, limit: int, first: str | None = None
+        self, partition: int, start: str, stop: str, limit: int
     ) -> tuple[list[tuple[str, bytes]], str | None]:
-        self.scans.append((partition, after if after is not None else first))
-        keys = sorted(
-            key
-            for key in self.rows
-            if (key > after if after is not None else first is None or key >= first)
-        )
-        rows = [(key, self.rows[key]) for key in keys[:limit]]
-        return rows, rows[-1][0] if len(keys) > limit else None
+        self.scans.append((partition, start))
+        keys = sorted(key for key in self.rows if key >= start)
+        rows = [(key, self.rows[key]) for key in keys[:limit] if key < stop]
+        following = keys[len(rows)] if len(keys) > len(rows) else None
+        return rows, following
 
     async def write(
         self, source: Any, outbox: Outbox, changes: Sequence[tuple[str, bytes | None]]

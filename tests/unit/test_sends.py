@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stream_app.worker.overrides.sends import send_records
+from stream_app.worker.overrides.sends import murmur2, send_records
 from stream_app.worker.ports import Outbox
 
 PARTITIONS = 8
@@ -99,3 +102,19 @@ def test_a_full_record_batch_is_sent_and_the_rest_follow_in_order() -> None:
     assert [v for _, _, records in producer.submitted for _, v, _ in records] == [*values, big]
     assert len(producer.submitted) > 2
     assert counts == [len(records) for _, _, records in producer.submitted]
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=600))
+def test_murmur2_is_aiokafka_s_kafka_hash(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)
+
+
+def test_keys_land_where_aiokafka_s_partitioner_sends_them() -> None:
+    keys = [f"S{n:07d}-{n * 7919 % 16**6:06x}".encode() for n in range(2000)] + [b"", b"a" * 300]
+    outbox = Outbox()
+    for key in keys:
+        outbox.send("snapshots", key, b"v")
+    _send(producer := FakeProducer(), outbox)
+    landed = {key: p for _, p, records in producer.submitted for key, _, _ in records}
+    assert landed == {key: _hashed(key) for key in keys}

@@ -72,31 +72,29 @@ class LocalTable:
         return int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
 
     def scan(
-        self, partition: int, after: str | None, limit: int, first: str | None = None
+        self, partition: int, start: str, stop: str, limit: int
     ) -> tuple[list[tuple[str, bytes]], str | None]:
-        """Up to `limit` rows of the partition's database in key order, after key `after`
-        (None: from key `first` on, or from the first key); and the key to go on after (None:
-        the end was reached)."""
+        """Up to `limit` rows of the partition's database with `start` <= key < `stop`, in key
+        order; and the first key from `start` on that was not returned (None: there is none).
+
+        The iterator stops at the first key it does not return: a range with nothing in it
+        costs one seek, however many rows follow it.
+        """
         rows: list[tuple[str, bytes]] = []
         iterator = self.store._db_for_partition(partition).iter()  # noqa: SLF001, private
-        if after is None and first is not None:
-            iterator.seek(first.encode())
-        elif after is None:
-            iterator.seek_to_first()
-        else:
-            iterator.seek(after.encode())
-            if iterator.valid() and iterator.key() == after.encode():
-                iterator.next()
+        iterator.seek(start.encode())
         offset_key = self.store.offset_key  # the changelog offset Faust keeps beside the rows
-        last: bytes | None = None
-        for _ in range(limit):
-            if not iterator.valid():
-                return rows, None
-            last = iterator.key()
-            if last != offset_key:
-                rows.append((last.decode(), iterator.value()))
+        end = stop.encode()
+        while iterator.valid():
+            key = iterator.key()
+            if key == offset_key:
+                iterator.next()
+                continue
+            if key >= end or len(rows) >= limit:
+                return rows, key.decode()
+            rows.append((key.decode(), iterator.value()))
             iterator.next()
-        return rows, None if last is None or not iterator.valid() else last.decode()
+        return rows, None
 
     def changelog_records(
         self, partition: int, encoded: Sequence[tuple[bytes, bytes | None]]
