@@ -7,7 +7,7 @@ the guarantee's writer (`overrides.writers`) fill them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 Headers = Sequence[tuple[str, bytes]]
@@ -56,6 +56,9 @@ class Table(Protocol):
 
     def get(self, partition: int, key: str) -> bytes | None:
         """The stored value of `key` in `partition`, if any."""
+
+    def get_many(self, partition: int, keys: Sequence[str]) -> list[bytes | None]:
+        """The stored values of `keys` in `partition`, in one read (None: none)."""
 
     def lookup(self, key: str) -> bytes | None:
         """The stored value of `key` in whichever local partition holds it."""
@@ -134,21 +137,39 @@ class BatchState(Generic[V]):
         self._decode = decode
         self._encode = encode
         self._values: dict[str, V | None] = {}
+        # Stored bytes read ahead (prefetch), decoded when first got.
+        self._prefetched: dict[str, bytes | None] = {}
         # Each key's value as the table held it before the batch.
         self._originals: dict[str, V | None] = {}
         # Insertion-ordered: each changed key, with its value's bytes when the caller had them
         # (None: to be encoded), or _DELETED.
         self._changed: dict[str, bytes | object | None] = {}
 
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Read the stored values of `keys` the batch will likely get, in one table read.
+
+        They are decoded when first got (so a value that does not decode fails that get, as
+        an unprefetched one would); a key never got costs only its read.
+        """
+        wanted = [
+            key for key in dict.fromkeys(keys) if key not in self._values
+            and key not in self._prefetched
+        ]  # fmt: skip
+        if wanted:
+            values = self._table.get_many(self._partition, wanted)
+            self._prefetched.update(zip(wanted, values, strict=True))
+
     def get(self, key: str) -> V | None:
         """The key's value: the batch's latest, else the table's."""
-        try:
-            return self._values[key]
-        except KeyError:
+        value = self._values.get(key, _UNREAD)
+        if value is not _UNREAD:
+            return value  # type: ignore[return-value]
+        stored = self._prefetched.pop(key, _UNREAD)
+        if stored is _UNREAD:
             stored = self._table.get(self._partition, key)
-            value = None if stored is None else self._decode(stored)
-            self._values[key] = self._originals[key] = value
-            return value
+        value = None if stored is None else self._decode(stored)  # type: ignore[arg-type]
+        self._values[key] = self._originals[key] = value
+        return value
 
     def put(self, key: str, value: V, encoded: bytes | None = None) -> None:
         """Set the key's value for the rest of the batch; returned by `changes`.
@@ -187,3 +208,5 @@ class BatchState(Generic[V]):
 
 #: BatchState's mark of a deleted key.
 _DELETED = object()
+#: BatchState's mark of a key not read yet.
+_UNREAD = object()

@@ -72,6 +72,8 @@ class SessionProcessor:
         batch_started = 0.0 if self.expiry is None else self.expiry.clock()
         last = messages[-1]
         sessions = BatchState(self.table, last.partition, decode_stored, encode_stored)
+        # Events and verdicts are keyed by their session's integrationId: one read for all.
+        sessions.prefetch(key for m in messages if (key := decode_key(m.key)) is not None)
         outbox = Outbox()
         verdicts_topic, input_topic = self.settings.verdicts_topic, self.settings.input_topic
         for message in messages:

@@ -327,6 +327,15 @@ def test_a_deleted_key_leaves_the_database_and_is_a_tombstone_on_the_changelog(
     store.close()
 
 
+def test_get_many_reads_each_key_s_value_in_order(tmp_path: Path) -> None:
+    store = FakeStore(tmp_path)
+    table = _table(store)
+    table.store_batch(1, [("s1", b"v1"), ("s2", b"v2")])
+    assert table.get_many(1, ["s2", "missing", "s1"]) == [b"v2", None, b"v1"]
+    assert table.get_many(0, ["s1"]) == [None]  # another partition's database
+    store.close()
+
+
 def test_a_scan_reads_a_key_range_in_order_and_skips_faust_s_offset_row(tmp_path: Path) -> None:
     store = FakeStore(tmp_path)
     table = _table(store)

@@ -26,7 +26,7 @@ from stream_app.worker.metrics import Metrics
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SESSION_PARTITION_HEADER
 
-from .builders import CART
+from .builders import CART, raw, update
 from .test_processors import INPUT, KEY, SETTINGS, FakeTable, Message, Sessions, _event
 
 REKEYED = SETTINGS.rekeyed_topic
@@ -366,3 +366,26 @@ def test_malformed_replay_headers_are_not_carried(
     sessions.consume(b"not json", headers=headers)
     dead, _ = _dead_letter(sessions)
     assert dead.headers is None
+
+
+def test_a_stored_session_that_does_not_decode_fails_only_its_own_records(
+    sessions: Sessions,
+) -> None:
+    # The batch's sessions are read ahead in one read; each is decoded when its record needs it.
+    sessions.consume(_event("e1", cartItems=CART))
+    sessions.table.rows[KEY] = b"\xc1 not msgpack"
+    other = "other-session"
+    batch = [
+        Message(INPUT, KEY.encode(), _event("e2", coupon="LOST"), offset=10),
+        Message(
+            INPUT,
+            other.encode(),
+            raw({**update("o1"), "integrationId": other, "applicationId": 322}),
+            offset=11,
+        ),
+    ]
+    asyncio.run(sessions.processor.handle_batch(batch))
+    dead, rejection = _dead_letter(sessions)
+    assert (dead.key, rejection.error.code) == (KEY.encode(), "processing_error")
+    assert sessions.table.rows[KEY] == b"\xc1 not msgpack"  # kept as it was
+    assert decode_stored(sessions.table.rows[other]).session.integration_id == other

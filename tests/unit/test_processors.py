@@ -79,6 +79,9 @@ class FakeTable:
         self.reads.append((partition, key))
         return self.rows.get(key)
 
+    def get_many(self, partition: int, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(partition, key) for key in keys]
+
     def lookup(self, key: str) -> bytes | None:
         return self.rows.get(key)
 

@@ -45,6 +45,12 @@ class LocalTable:
         value: bytes | None = self.store._db_for_partition(partition).get(key.encode())  # noqa: SLF001, private
         return value
 
+    def get_many(self, partition: int, keys: Sequence[str]) -> list[bytes | None]:
+        """The keys' values in one RocksDB MultiGet (about a third cheaper per key than gets)."""
+        db = self.store._db_for_partition(partition)  # noqa: SLF001, private
+        values: list[bytes | None] = db.get([key.encode() for key in keys])
+        return values
+
     def lookup(self, key: str) -> bytes | None:
         """Faust's own lookup, which searches the local partitions (for the HTTP views)."""
         value: bytes | None = self.table.get(key)
