@@ -305,8 +305,8 @@ class Report:
                     "  (fetch: producer timestamp -> batch handed over by the consumer; queue: ->"
                     " the agent takes it; lock: waiting for a commit; apply: the core; write:"
                     " RocksDB + handed to the producer; deliver: -> acknowledged (at_least_once)"
-                    " or committed (exactly_once); visible: output timestamp -> seen by a"
-                    " read_committed reader)"
+                    " or committed (exactly_once); commit: how long one commit took (not a record's"
+                    " stage); visible: output timestamp -> seen by a read_committed reader)"
                 )
         if self.states:
             out.append("")

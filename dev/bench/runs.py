@@ -424,13 +424,19 @@ def worker_stages(
     """p50 and p99 of each worker stage between two scrapes (empty without scrapes)."""
     if after is None:
         return {}
-    return {
+    stages = {
         stage: (
             after.quantile("stream_app_stage_seconds", 0.5, before, stage=stage),
             after.quantile("stream_app_stage_seconds", 0.99, before, stage=stage),
         )
         for stage in STAGES
     }
+    # Not a stage of a record: how long one commit took (processing waits for it: "lock").
+    stages["commit"] = (
+        after.quantile("stream_app_commit_seconds", 0.5, before),
+        after.quantile("stream_app_commit_seconds", 0.99, before),
+    )
+    return stages
 
 
 def _ranked(values: Sequence[float], q: float) -> float | None:

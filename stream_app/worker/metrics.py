@@ -239,7 +239,10 @@ class _Collector(Collector):
             "stream_app_end_to_end_seconds",
             "Time from an input record's timestamp to its outputs being queued.",
         )
-        yield m.commits.family("stream_app_commit_seconds", "Duration of consumer offset commits.")
+        yield m.commits.family(
+            "stream_app_commit_seconds",
+            "Duration of commits (under exactly_once: every transaction with its offsets).",
+        )
         batches = HistogramMetricFamily(
             "stream_app_batch_records", "Records per batch an agent handled.", labels=["agent"]
         )

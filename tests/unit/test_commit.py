@@ -133,6 +133,8 @@ def test_a_commit_flushes_then_commits_the_offset_after_each_partitions_last_bat
     assert app.consumer._committed_offset == {TP0: 10, TP1: 3}
     assert app.consumer.filtered == [[TP0, TP1]]
     assert app.monitor_commits == [{TP0: 10, TP1: 3}]
+    # stream_app_commit_seconds: the commit that committed, not the one with nothing to do.
+    assert checkpoint.metrics.commits.count == 1
 
 
 def test_revoked_partitions_are_not_committed() -> None:
@@ -190,6 +192,7 @@ def test_a_refused_commit_keeps_the_offsets_and_makes_the_stop_unclean() -> None
 
     checkpoint, refused = asyncio.run(scenario())
     assert refused is False
+    assert checkpoint.metrics.commits.count == 1  # the final one; the refused one is not timed
     assert checkpoint.failed
     assert checkpoint.closed
     assert checkpoint.stopped_cleanly is False

@@ -141,8 +141,11 @@ class Checkpoint:
             if self.closed:
                 return False
             final = start_new_transaction is False and (app.should_stop or consumer.should_stop)
+            started = time.monotonic()
             try:
                 committed = await self._commit(consumer, start_new_transaction)
+                if committed:
+                    self.metrics.commits.observe(time.monotonic() - started)
             except BaseException:
                 self.failed = True
                 raise
