@@ -30,7 +30,10 @@ from stream_app.worker.overrides.membership import (
 from stream_app.worker.overrides.recovery import StreamTableManager
 from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES
 from stream_app.worker.overrides.tables import LocalTable
-from stream_app.worker.overrides.transactions import SourcePartitionTransactionManager
+from stream_app.worker.overrides.transactions import (
+    SourcePartitionTransactionManager,
+    TransactionalProducer,
+)
 from stream_app.worker.overrides.writers import (
     AtLeastOnceWriter,
     ChangelogOffsets,
@@ -76,6 +79,7 @@ class StreamApp(faust.App):
         transport = super()._new_transport()
         # Per instance, so that other apps in the same process keep Faust's behaviour.
         transport.TransactionManager = SourcePartitionTransactionManager  # type: ignore[misc]
+        transport.Producer = TransactionalProducer  # type: ignore[misc]
         # One event per fetched batch of a partition for the agents' topics (batching.py).
         transport.Consumer = BatchingConsumer  # type: ignore[misc]
         return transport

@@ -30,7 +30,8 @@ What each module replaces (faust-streaming 0.15.3), and why:
   Under at_least_once a changelog record must not reach Kafka before its event's outputs.
 - transactions.py `SourcePartitionTransactionManager`: `TransactionManager.on_rebalance`
   (faust/transport/consumer.py); fenced producers are replaced. It also makes the consumer's
-  commit the checkpoint's.
+  commit the checkpoint's. `TransactionalProducer`: `Producer._settings_extra`
+  (faust/transport/drivers/aiokafka.py); transactional producers retry after 20 ms.
 - recovery.py `ExactRecovery`, `StreamTableManager`: `Recovery` (faust/tables/recovery.py).
   Exact end offsets, no early give-up, no dropped records, no holes after rebalances.
 - local_state.py: new. RocksDB can hold writes of aborted transactions after a crash, so the
@@ -66,7 +67,9 @@ FOREIGN_PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
         "_drain_messages", "_committed_offset", "_filter_committable_offsets", "_commit",
     ),
     "faust ConsumerThread": ("_consumer",),
-    "faust Producer": ("_transaction_producers", "_trn_locks", "_ensure_producer"),
+    "faust Producer": (
+        "_transaction_producers", "_trn_locks", "_ensure_producer", "_settings_extra",
+    ),
     "faust TransactionManager": ("_tps_to_transactional_ids",),
     "faust PartitionAssignor": ("_compress", "_decompress", "_url"),
     "faust RocksDB Store": ("_db_for_partition", "_dbs"),
