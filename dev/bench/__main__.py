@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the workers' STREAM_APP_RETENTION_* (e.g. forever; default: the worker's defaults)",
     )
+    parser.add_argument(
+        "--commit-interval-ms",
+        type=int,
+        default=None,
+        help="the workers' STREAM_APP_COMMIT_INTERVAL_MS (default: the guarantee's default)",
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -210,6 +216,8 @@ async def _run(
         )
         if args.retention is not None:
             settings = retention.with_retention(settings, args.retention)
+        if args.commit_interval_ms is not None:
+            settings = replace(settings, commit_interval_ms=args.commit_interval_ms)
         if input_topic is None:
             return settings
         return replace(settings, input_topic=input_topic)
