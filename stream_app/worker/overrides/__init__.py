@@ -19,7 +19,7 @@ What each module replaces (faust-streaming 0.15.3), and why:
   `TableManager.on_commit`/`persist_offset_on_commit` (faust/tables/manager.py). One writer per
   guarantee; changelog offsets kept in one place and persisted by the commit.
 - tables.py `LocalTable`: `Table.__getitem__` (three RocksDB calls per read) and key-by-key
-  writes. One read per key, one RocksDB write batch per input batch.
+  writes. One MultiGet for a batch's sessions, one RocksDB write batch per input batch.
 - batching.py `BatchingConsumer`: `Consumer.getmany`, `pause_partitions` and
   `resume_partitions` (faust/transport/consumer.py). One Faust event per fetched partition
   batch (Faust's per-record path cost ten times the processing), with no offset gaps between

@@ -2,8 +2,9 @@
 
 One RocksDB database per table partition (Faust's RocksDB store) and a changelog topic. Reads
 go straight to the partition's database (Faust's `Table.__getitem__` searches every local
-partition with three calls per read); a batch's changes go in as one RocksDB `WriteBatch`
-(Faust writes key by key). The writers (writers.py) send the changelog records.
+partition with three calls per read), a batch's keys in one MultiGet; a batch's changes go in
+as one RocksDB `WriteBatch` (Faust writes key by key). The writers (writers.py) send the
+changelog records.
 """
 
 from __future__ import annotations
