@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgspec
 
+from dev import ROOT
 from dev.bench import core, retention
 from dev.bench.expect import expected_outputs
 from dev.bench.report import Report, machine
@@ -96,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="the workers' STREAM_APP_COMMIT_INTERVAL_MS (default: the guarantee's default)",
+    )
+    parser.add_argument(
+        "--compare-quix",
+        metavar="PYTHON",
+        default=None,
+        help="also run the session job in Quix Streams (dev/bench/quix_job.py) with this Python,"
+        " which must have quixstreams: throughput under both guarantees, latency at-least-once",
     )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
@@ -262,6 +270,13 @@ async def _run(
                 r = report.restores[mode]
                 _say(f"  {r.changelog_records:,} records in {r.seconds_to_healthy:.1f} s")
             shutil.rmtree(work / mode, ignore_errors=True)
+        if args.compare_quix:
+            for guarantee in QUIX_GUARANTEES:
+                reference = _quix(
+                    args.compare_quix, bootstrap, guarantee, "tp", input_topic, prefix, work, logs
+                )
+                label = f"reference job, {reference.name}"
+                report.others.append(await _throughput(bootstrap, reference, events, label))
         await raw_run(len(modes) + 1)
 
     if "latency" in sections:
@@ -274,8 +289,9 @@ async def _run(
             rates.append(low)
         for rate in rates:
             await _latency_pass(
-                report, rate, duration, warmup, modes, args.seed, logs, worker_settings
-            )
+                report, rate, duration, warmup, modes, args.seed, logs, worker_settings,
+                quix=None if not args.compare_quix else (args.compare_quix, work),
+            )  # fmt: skip
 
     if "lifecycle" in sections:
         count = args.lifecycle_sessions or (50_000 if args.quick else 1_000_000)
@@ -301,6 +317,36 @@ async def _run(
             shutil.rmtree(work / f"life-{name}", ignore_errors=True)
 
 
+#: The Quix Streams job's processing guarantees, in its own spelling.
+QUIX_GUARANTEES = ("at-least-once", "exactly-once")
+
+
+def _quix(
+    python: str,
+    bootstrap: str,
+    guarantee: str,
+    tag: str,
+    input_topic: str,
+    prefix: str,
+    work: Path,
+    logs: Path,
+) -> RawTarget:
+    """The Quix Streams session job (dev/bench/quix_job.py) as a target like the raw loop."""
+    name = f"quix {guarantee}"
+    return RawTarget(
+        name=name,
+        bootstrap=bootstrap,
+        input_topic=input_topic,
+        output_topic=f"{prefix}-{tag}-quix-{guarantee}-out",
+        group=f"{prefix}-{tag}-quix-{guarantee}",
+        log_path=logs / f"{tag}-quix-{guarantee}.log",
+        command=[
+            python, str(ROOT / "dev" / "bench" / "quix_job.py"), "--guarantee", guarantee,
+            "--state-dir", str(work / f"{tag}-quix-{guarantee}"),
+        ],
+    )  # fmt: skip
+
+
 async def _throughput(bootstrap: str, target: Target, events: int, label: str) -> Throughput:
     """One throughput run, announced and summed up on the console."""
     _say(f"throughput: {label}")
@@ -321,8 +367,10 @@ async def _latency_pass(
     seed: int,
     logs: Path,
     worker_settings: Callable[[str, str, str | None], Settings],
+    quix: tuple[str, Path] | None = None,
 ) -> None:
-    """The raw loop and each worker, one after the other, at one offered rate."""
+    """The raw loop, each worker and (with `quix`: its Python and a work directory) the Quix
+    Streams job at-least-once, one after the other, at one offered rate."""
     bootstrap: str = report.params["bootstrap"]
     prefix: str = report.params["prefix"]
     partitions: int = report.params["partitions"]
@@ -335,11 +383,21 @@ async def _latency_pass(
     ]
     tag = f"{rate:.0f}"
     runs: list[tuple[str, str | None]] = [("raw", None), *[(m, m) for m in modes]]
+    if quix is not None:
+        runs.append(("quix", "quix"))
     for name, guarantee in runs:
         input_topic = f"{prefix}-lat{tag}-{name}-input"
         await create_topic(bootstrap, input_topic, partitions)
         _say(f"latency: {name}, {rate:,.0f}/s for {duration:.0f} s")
-        if guarantee is None:
+        if guarantee == "quix" and quix is not None:
+            python, work = quix
+            job = _quix(
+                python, bootstrap, QUIX_GUARANTEES[0], f"lat{tag}", input_topic, prefix, work, logs
+            )
+            lat = await run_latency(
+                bootstrap, job, records, event_ids, event_key, rate, duration, warmup
+            )
+        elif guarantee is None:
             raw_target = RawTarget(
                 name="raw",
                 bootstrap=bootstrap,

@@ -68,6 +68,8 @@ class Report:
     machine_after: dict[str, Any] = field(default_factory=dict)
     raw: list[Throughput] = field(default_factory=list)
     workers: list[Throughput] = field(default_factory=list)
+    #: Reference jobs in other stream processors (--compare-quix), drained like the workers.
+    others: list[Throughput] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
     states: dict[str, StateSize] = field(default_factory=dict)
     restores: dict[str, Restore] = field(default_factory=dict)
@@ -243,7 +245,7 @@ class Report:
                 f"  {'run':<22}{'events/s':>10}{'vs raw':>8}{'CPU us/ev':>11}{'vs raw CPU':>12}"
                 f"{'seconds':>9}{'startup s':>11}{'peak RSS MiB':>14}"
             )
-            for run in [*self.raw, *self.workers]:
+            for run in [*self.raw, *self.workers, *self.others]:
                 label = run.name
                 out.append(
                     f"  {label:<22}{run.events_per_second:>10,.0f}"
@@ -481,6 +483,7 @@ class Report:
                 "raw_baseline_cpu_us_per_event": _round(self.raw_cpu_us_per_event, 1),
                 "raw": [throughput(r) for r in self.raw],
                 "workers": {w.name: throughput(w) for w in self.workers},
+                "others": {o.name: throughput(o) for o in self.others},
             },
             "latency": [{"name": lat.name, **latency(lat)} for lat in self.latency],
             "state": {
@@ -525,7 +528,7 @@ class Report:
 
         fig, axes = plt.subplots(2, 1, figsize=(10, 8), constrained_layout=True)
         ax = axes[0]
-        for run in [*self.raw, *self.workers]:
+        for run in [*self.raw, *self.workers, *self.others]:
             times, rates = _rates(run.progress)
             ax.plot(times, rates, label=f"{run.name} ({run.events_per_second:,.0f}/s)")
         ax.set_yscale("symlog", linthresh=100)

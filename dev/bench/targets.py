@@ -1,4 +1,5 @@
-"""The processes under test: the worker (either guarantee) and the raw aiokafka loop."""
+"""The processes under test: the worker (either guarantee), the raw aiokafka loop, and
+reference jobs run the same way as the raw loop (dev/bench/quix_job.py)."""
 
 from __future__ import annotations
 
@@ -154,7 +155,8 @@ class WorkerTarget:
 
 @dataclass
 class RawTarget:
-    """The raw aiokafka loop (dev.bench.raw) in its own process."""
+    """The raw aiokafka loop (dev.bench.raw) in its own process, or another job that takes the
+    same arguments and prints `ready` the same way (`command`: e.g. dev/bench/quix_job.py)."""
 
     name: str
     bootstrap: str
@@ -162,6 +164,8 @@ class RawTarget:
     output_topic: str
     group: str
     log_path: Path
+    #: The job's command before --bootstrap/--input/--output/--group (default: the raw loop).
+    command: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.consumed = [self.input_topic]
@@ -182,7 +186,8 @@ class RawTarget:
         """Spawn `python -m dev.bench.raw`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "dev.bench.raw", "--bootstrap", self.bootstrap]
+        command = [*(self.command or [sys.executable, "-m", "dev.bench.raw"])]
+        command += ["--bootstrap", self.bootstrap]
         command += ["--input", self.input_topic, "--output", self.output_topic]
         command += ["--group", self.group]
         # dev/ is not installed: the child runs from the repository root, like `make bench`.

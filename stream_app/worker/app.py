@@ -111,7 +111,8 @@ class StreamApp(faust.App):
         """Once started: what start-up made is frozen out of the cycle collector's passes."""
         await super().on_started()
         # Modules, Faust's and aiokafka's services: they live as long as the process, and every
-        # full collection would walk them again (25-33 ms each, a p99 stall; docs/performance.md).
+        # full collection would walk them again (20-30 ms each, against 1-2 ms with them frozen:
+        # a p99 stall whenever one runs; docs/performance.md).
         gc.collect()
         gc.freeze()
 
