@@ -344,6 +344,7 @@ def _quix(
             python, str(ROOT / "dev" / "bench" / "quix_job.py"), "--guarantee", guarantee,
             "--state-dir", str(work / f"{tag}-quix-{guarantee}"),
         ],
+        keeps_input_timestamps=True,
     )  # fmt: skip
 
 

@@ -121,6 +121,10 @@ async def run_throughput(
     first = await first_timestamp(bootstrap, target.outputs)
     if first is None:
         raise RuntimeError(f"{target.name} wrote nothing")
+    if getattr(target, "keeps_input_timestamps", False):
+        # Its outputs carry their input's timestamp (Quix Streams does so by default): the
+        # first poll that saw it ready stands in for its first output.
+        first = healthy_at if healthy_at is not None else launched
     progress = [
         (t - first, sum(o for tp, o in c.items() if tp.topic == target.input_topic))
         for t, c in polls

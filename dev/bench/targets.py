@@ -166,6 +166,8 @@ class RawTarget:
     log_path: Path
     #: The job's command before --bootstrap/--input/--output/--group (default: the raw loop).
     command: list[str] | None = None
+    #: Whether its outputs carry their input record's timestamp instead of their own.
+    keeps_input_timestamps: bool = False
 
     def __post_init__(self) -> None:
         self.consumed = [self.input_topic]
