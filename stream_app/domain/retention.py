@@ -117,7 +117,7 @@ def index_key(key: str, clock: SessionClock, retention: Retention) -> str | None
     if period is None or clock.held:
         return None
     bucket = _seconds_since_origin(clock.updated) // _bucket_seconds(period)
-    return f"{STATE_CODES[clock.state]}{bucket:012d}:{key}"  # 12: _BUCKET_DIGITS
+    return f"{STATE_CODES[clock.state]}{bucket:0{_BUCKET_DIGITS}d}:{key}"
 
 
 def due_before(state: SessionStatus, stream_time: datetime, retention: Retention) -> str | None:
