@@ -18,7 +18,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from dev.harness.kafka import client_security, create_topic
+from dev.harness.kafka import bootstrap_from_env, client_security, create_topic
 
 
 async def measure(bootstrap: str, fetch_max_wait_ms: int, rate: float, seconds: float) -> str:
@@ -74,15 +74,16 @@ async def measure(bootstrap: str, fetch_max_wait_ms: int, rate: float, seconds: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--bootstrap", default=os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092")
+        "--bootstrap", default=None, help="host:port (default: $STREAM_APP_BROKER, as the worker)"
     )
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--fetch-max-wait-ms", type=int, nargs="+", default=[1500, 5])
     args = parser.parse_args()
+    bootstrap = args.bootstrap or bootstrap_from_env()
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     for wait in args.fetch_max_wait_ms:
-        print(asyncio.run(measure(args.bootstrap, wait, args.rate, args.seconds)), flush=True)
+        print(asyncio.run(measure(bootstrap, wait, args.rate, args.seconds)), flush=True)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

@@ -121,7 +121,7 @@ async def run_throughput(
     first = await first_timestamp(bootstrap, target.outputs)
     if first is None:
         raise RuntimeError(f"{target.name} wrote nothing")
-    if getattr(target, "keeps_input_timestamps", False):
+    if target.keeps_input_timestamps:
         # Its outputs carry their input's timestamp (Quix Streams does so by default): the
         # first poll that saw it ready stands in for its first output.
         first = healthy_at if healthy_at is not None else launched

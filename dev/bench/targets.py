@@ -54,6 +54,8 @@ class Target(Protocol):
     outputs: list[str]
     #: The topic the latency benchmark watches.
     visible: str
+    #: Whether its outputs carry their input record's timestamp instead of their own.
+    keeps_input_timestamps: bool
 
     async def prepare(self) -> None:
         """Create the topics the process needs before it starts."""
@@ -93,6 +95,7 @@ class WorkerTarget:
     group: str = ""
     input_topic: str = ""
     visible: str = ""
+    keeps_input_timestamps: bool = False
 
     def __post_init__(self) -> None:
         settings = self.settings

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
-from dev.harness.kafka import client_security
+from dev.harness.kafka import bootstrap_from_env, client_security
 
 
 async def _producers(
@@ -123,16 +123,17 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--bootstrap", default=os.environ.get("STREAM_APP_BROKER", "127.0.0.1:9092")
+        "--bootstrap", default=None, help="host:port (default: $STREAM_APP_BROKER, as the worker)"
     )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--commits", type=int, default=300)
     parser.add_argument("--records", type=int, default=200, help="records per partition per round")
     parser.add_argument("--retry-backoff-ms", type=int, default=100, help="aiokafka's default: 100")
     args = parser.parse_args()
+    bootstrap = args.bootstrap or bootstrap_from_env()
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     result = asyncio.run(
-        measure(args.bootstrap, args.partitions, args.commits, args.records, args.retry_backoff_ms)
+        measure(bootstrap, args.partitions, args.commits, args.records, args.retry_backoff_ms)
     )
     print(f"load average {os.getloadavg()[0]:.2f}")
     print(json.dumps(result))
