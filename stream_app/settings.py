@@ -175,6 +175,25 @@ def _duration(name: str, raw: str) -> timedelta | None:
     return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
 
 
+def _seconds(least: int) -> Parse:
+    """A whole number of days, hours, minutes or seconds, at least `least` seconds."""
+
+    def parse(name: str, raw: str) -> int:
+        number, unit = raw[:-1], raw[-1:].lower()
+        if unit not in _DURATION_UNITS or not number.isdigit():
+            raise SettingsError(f"{name}={raw!r}: expected a duration such as 1m, 1h or 30s")
+        seconds = int(number) * _DURATION_UNITS[unit]
+        if seconds < least:
+            raise SettingsError(f"{name}={raw!r}: expected at least {least}s")
+        return seconds
+
+    return parse
+
+
+def _seconds_text(value: int) -> str:
+    return _duration_text(timedelta(seconds=value)) if value else "0s"
+
+
 def _duration_text(value: timedelta | None) -> str:
     if value is None:
         return FOREVER
@@ -294,6 +313,23 @@ SETTINGS: tuple[Setting, ...] = (
             "false", _boolean,
             "`true`: a session leaving the table also gets a tombstone (null value) on the "
             "snapshot topic, so a compacted copy of that topic forgets it too"),
+    Setting("STREAM_APP_STATS", "stats", "true", _boolean,
+            "`true`: windowed statistics per application on the stats topic and `GET /stats` "
+            "(see [Statistics](docs/contract.md#11-session-statistics)); `false`: none"),
+    Setting("STREAM_APP_STATS_TOPIC", "stats_topic", "customer-session-stats", _text,
+            "topic of the final statistics of each closed window, keyed by applicationId"),
+    Setting("STREAM_APP_STATS_WINDOW", "stats_window", "1m", _seconds(1),
+            "length of a statistics window (tumbling, event time, aligned on the epoch, UTC)",
+            show=_seconds_text),
+    Setting("STREAM_APP_STATS_GRACE", "stats_grace", "5m", _seconds(0),
+            "how far a partition's stream time goes past a window's end before the window "
+            "closes there; an event later than that is not counted", show=_seconds_text),
+    Setting("STREAM_APP_STATS_IDLE", "stats_idle", "30s", _seconds(1),
+            "a partition with no input for this long, and none waiting, moves its stream time "
+            "to the wall clock, so windows close while traffic has stopped", show=_seconds_text),
+    Setting("STREAM_APP_STATS_RETENTION", "stats_retention", "7d", _duration,
+            "how long closed windows stay answerable by `GET /stats` after they close (stream "
+            "time); `forever` keeps them", show=_duration_text),
     Setting("STREAM_APP_SECURITY_PROTOCOL", _SECURITY, SecurityProtocol.PLAINTEXT.value, None,
             "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka client "
             "(worker, topic creation, tools)"),
@@ -385,6 +421,15 @@ class Settings:
     retention_idle: timedelta | None
     #: Whether an expired session also gets a tombstone on the snapshot topic.
     retention_snapshot_tombstones: bool
+    #: Windowed statistics per application (contract section 11).
+    stats: bool
+    stats_topic: str
+    #: Window length, grace and idle time, in seconds.
+    stats_window: int
+    stats_grace: int
+    stats_idle: int
+    #: How long closed windows stay in the stats table (None: for ever).
+    stats_retention: timedelta | None
     security: KafkaSecurity
 
     @classmethod
@@ -511,6 +556,16 @@ class Settings:
     def rekeyed_topic(self) -> str:
         """Internal topic: events that arrived without a key, re-keyed by integrationId."""
         return f"{self.app_id}-rekeyed-events"
+
+    @property
+    def stats_partials_topic(self) -> str:
+        """Internal topic: per-partition statistics and watermarks, keyed by applicationId."""
+        return f"{self.app_id}-stats-partials"
+
+    @property
+    def stats_ticks_topic(self) -> str:
+        """Internal topic: wall-clock ticks that move an idle partition's stream time."""
+        return f"{self.app_id}-stats-ticks"
 
 
 def _http_token(inline: Secret | None, token_file: Path | None) -> Secret | None:

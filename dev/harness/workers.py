@@ -44,6 +44,7 @@ def settings_for(
             "STREAM_APP_OUTPUT_TOPIC": f"{prefix}-sessions",
             "STREAM_APP_TRANSITIONS_TOPIC": f"{prefix}-transitions",
             "STREAM_APP_DLQ_TOPIC": f"{prefix}-dlq",
+            "STREAM_APP_STATS_TOPIC": f"{prefix}-stats",
             "STREAM_APP_PARTITIONS": str(partitions),
             "STREAM_APP_DATA_DIR": str(data_dir),
             "STREAM_APP_WEB_PORT": str(free_port() if web_port is None else web_port),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from stream_app.settings import ProcessingGuarantee, Settings
 from stream_app.worker.expiry import Expiry
 from stream_app.worker.logs import logging_config
 from stream_app.worker.metrics import Metrics
-from stream_app.worker.observe import observe
+from stream_app.worker.observe import consumer_lag, observe
 from stream_app.worker.overrides import check_faust_version
 from stream_app.worker.overrides.batching import DEFAULT_MAX_BATCH, BatchingConsumer, records_of
 from stream_app.worker.overrides.checkpoint import Checkpoint
@@ -28,7 +29,7 @@ from stream_app.worker.overrides.membership import (
     log_kept_membership,
 )
 from stream_app.worker.overrides.recovery import StreamTableManager
-from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES
+from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES, murmur2
 from stream_app.worker.overrides.tables import LocalTable
 from stream_app.worker.overrides.transactions import (
     SourcePartitionTransactionManager,
@@ -42,6 +43,7 @@ from stream_app.worker.overrides.writers import (
 )
 from stream_app.worker.profiles import ProfileProcessor
 from stream_app.worker.sessions import SessionProcessor
+from stream_app.worker.stats import StatsCombiner, StatsSource, encode_tick
 from stream_app.worker.topics import DLQ_MAX_MESSAGE_BYTES, session_record_limit
 from stream_app.worker.web import register_views
 
@@ -130,6 +132,8 @@ class Worker:
     settings: Settings
     sessions: SessionProcessor
     profiles: ProfileProcessor
+    #: The statistics' combiner; None when statistics are off.
+    stats: StatsCombiner | None = None
 
     def after_stop(self) -> None:
         """Once Faust's worker has returned: leave the group if so configured and clean."""
@@ -217,8 +221,12 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
             allow_empty=True,
         )
 
-    session_inbox = topic(settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic)
+    inbox_topics = [settings.input_topic, settings.rekeyed_topic, settings.verdicts_topic]
+    if settings.stats:
+        inbox_topics.append(settings.stats_ticks_topic)
+    session_inbox = topic(*inbox_topics)
     claims = topic(settings.claims_topic)
+    partials = topic(settings.stats_partials_topic)
 
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
     def table(name: str) -> TableT[bytes, bytes]:
@@ -239,18 +247,19 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
     profiles_table = table("profiles")
     # The expiry index of the sessions (stream_app/worker/expiry.py).
     expiries_table = table("expiries")
+    tables = [sessions_table, profiles_table, expiries_table]
+    # The statistics' windows per application (stream_app/worker/stats.py).
+    stats_table = table("stats") if settings.stats else None
+    if stats_table is not None:
+        tables.append(stats_table)
     # The agents' topics arrive in batches (batching.py), and so do the changelogs a restore
     # reads (recovery.py).
     app.batched_topics = frozenset(
         [
-            settings.input_topic,
-            settings.rekeyed_topic,
-            settings.verdicts_topic,
+            *inbox_topics,
             settings.claims_topic,
-            *(
-                t.changelog_topic.get_topic_name()
-                for t in (sessions_table, profiles_table, expiries_table)
-            ),
+            *([settings.stats_partials_topic] if settings.stats else []),
+            *(t.changelog_topic.get_topic_name() for t in tables),
         ]
     )
     app.max_batch = settings.max_batch
@@ -280,12 +289,14 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
         if settings.retention.enabled
         else None
     )
+    stats_source = StatsSource(settings, metrics, partitions) if settings.stats else None
     sessions = SessionProcessor(
         settings=settings,
         table=sessions_store,
         writer=writer.for_table(sessions_store),
         metrics=metrics,
         expiry=expiry,
+        stats=stats_source,
     )
     profiles = ProfileProcessor(
         settings=settings,
@@ -307,5 +318,47 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
         async for event in stream.events():
             await checkpoint.handle(event, profiles.handle_batch(records_of(event.message)))
 
-    register_views(app, sessions_table, sessions, metrics, settings.http_token)
-    return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles)
+    stats: StatsCombiner | None = None
+    if stats_table is not None and stats_source is not None:
+        stats_store = LocalTable(stats_table)
+        stats = StatsCombiner(
+            settings=settings,
+            table=stats_store,
+            writer=writer.for_table(stats_store),
+            metrics=metrics,
+            partitions=partitions,
+            partition_of=lambda key: (murmur2(key) & 0x7FFFFFFF) % partitions,
+        )
+        combiner = stats
+
+        @app.agent(partials, concurrency=1, name="stats")
+        async def process_stats(stream: StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await checkpoint.handle(event, combiner.handle_batch(records_of(event.message)))
+
+        _tick_idle_partitions(app, settings, stats_source)
+
+    register_views(app, sessions_table, sessions, metrics, settings.http_token, stats_table, stats)
+    return Worker(app=app, settings=settings, sessions=sessions, profiles=profiles, stats=stats)
+
+
+def _tick_idle_partitions(app: StreamApp, settings: Settings, source: StatsSource) -> None:
+    """A timer that sends a tick to each assigned input partition that has gone idle, so that
+    statistics windows close while traffic has stopped there (stream_app/worker/stats.py)."""
+    idle = float(settings.stats_idle)
+
+    @app.timer(interval=min(idle / 2, 1.0))  # type: ignore[untyped-decorator]
+    async def tick_idle_partitions() -> None:
+        if app.rebalancing or app.consumer is None:
+            return
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        input_topic = settings.input_topic
+        actives = app.assignor.assigned_actives()
+        assigned = [tp.partition for tp in actives if tp.topic == input_topic]
+        lag = {p: n for (topic, p), n in consumer_lag(app).items() if topic == input_topic}
+        for partition in source.idle_partitions(assigned, lag, time.monotonic(), idle):
+            await app.producer.send(
+                settings.stats_ticks_topic, None, encode_tick(time.time()), partition, None, None
+            )
+            app.metrics.stats_ticks += 1

@@ -39,7 +39,7 @@ BATCH_BUCKETS: tuple[float, ...] = (
     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
 )  # fmt: skip
 #: The agents whose batches are measured, as the `agent` label of stream_app_batch_records.
-AGENTS: tuple[str, ...] = ("sessions", "profiles")
+AGENTS: tuple[str, ...] = ("sessions", "profiles", "stats")
 #: The stages of a record's way through the worker, in order (stream_app_stage_seconds{stage}):
 #: fetch (input topic records): the producer's timestamp -> the batch handed over by Faust's
 #: consumer;
@@ -112,6 +112,15 @@ class Metrics:
     #: Per table partition, from its last full retention sweep: (sessions stored, event-time
     #: age in seconds of the oldest one's last activity).
     swept: dict[int, tuple[int, float]] = field(default_factory=dict)
+    #: Applied events not counted in the statistics because their window had closed, by
+    #: where that was found: "source" (their partition) or "combiner".
+    stats_late_events: Counter[str] = field(default_factory=Counter)
+    #: Statistics windows closed and published on the stats topic.
+    stats_windows_closed: int = 0
+    #: Statistics partials read again and skipped (at_least_once, after a crash).
+    stats_partials_repeated: int = 0
+    #: Ticks sent for idle partitions.
+    stats_ticks: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     transitions: Counter[str] = field(default_factory=Counter)
     processing: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
@@ -219,6 +228,19 @@ class _Collector(Collector):
         yield counter("stream_app_sessions_expired",
                       "Sessions removed from the table by retention (changelog tombstones).",
                       m.sessions_expired)  # fmt: skip
+        yield labelled("stream_app_stats_late_events",
+                       "Applied events left out of the statistics: their window had closed "
+                       "on their partition (source) or for every partition (combiner).",
+                       "where", m.stats_late_events)  # fmt: skip
+        yield counter("stream_app_stats_windows_closed",
+                      "Statistics windows closed and sent to the stats topic.",
+                      m.stats_windows_closed)  # fmt: skip
+        yield counter("stream_app_stats_partials_repeated",
+                      "Statistics partials read again and not added twice.",
+                      m.stats_partials_repeated)  # fmt: skip
+        yield counter("stream_app_stats_ticks",
+                      "Ticks sent to move an idle partition's stream time.",
+                      m.stats_ticks)  # fmt: skip
         swept = dict(m.swept)
         yield GaugeMetricFamily(
             "stream_app_sessions_stored",

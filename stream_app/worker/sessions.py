@@ -33,6 +33,7 @@ from stream_app.worker.dead_letters import DeadLetters, source_headers
 from stream_app.worker.expiry import Expiry
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.ports import BatchState, BatchWriter, Message, Outbox, Table
+from stream_app.worker.stats import StatsSource, decode_tick
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class SessionProcessor:
     metrics: Metrics
     #: Retention (stream time, the expiry index, the sweep); None: sessions are kept for ever.
     expiry: Expiry | None = None
+    #: Windowed statistics (counts, partials, watermarks); None: statistics are off.
+    stats: StatsSource | None = None
     dead_letters: DeadLetters = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,7 @@ class SessionProcessor:
         sessions.prefetch(key for m in messages if (key := decode_key(m.key)) is not None)
         outbox = Outbox()
         verdicts_topic, input_topic = self.settings.verdicts_topic, self.settings.input_topic
+        ticks_topic = self.settings.stats_ticks_topic
         for message in messages:
             started = time.perf_counter()
             topic = message.topic
@@ -84,6 +88,8 @@ class SessionProcessor:
                 if topic == verdicts_topic:
                     self.metrics.verdicts_consumed += 1
                     self._handle_verdict(message, sessions, outbox)
+                elif topic == ticks_topic:
+                    self._handle_tick(message, outbox)
                 else:
                     if topic == input_topic:
                         self.metrics.events_consumed += 1
@@ -92,6 +98,11 @@ class SessionProcessor:
             except Exception as exc:
                 self.dead_letters.failed(exc, message, outbox, sent_before)
             self.metrics.observe_latency(time.perf_counter() - started)
+        stats = self.stats
+        if stats is not None:
+            if last.topic == input_topic:
+                stats.last_input[last.partition] = time.monotonic()
+            stats.end_batch(last, outbox)
         expiry = self.expiry
         if expiry is None:
             await self.writer.write(last, outbox, sessions.changes())
@@ -126,7 +137,8 @@ class SessionProcessor:
             )
             return
         key = decode_key(message.key)
-        match apply_event(sessions.get(decoded.integration_id), decoded, key):
+        before = sessions.get(decoded.integration_id)
+        match apply_event(before, decoded, key):
             case Skipped():
                 self.metrics.duplicates += 1
             case Rejected() as rejected:
@@ -164,6 +176,14 @@ class SessionProcessor:
                 sessions.put(decoded.integration_id, applied.stored, stored)
                 if self.expiry is not None:
                     self.expiry.advance(message.partition, decoded.occurred_at, message)
+                if self.stats is not None:
+                    self.stats.count(
+                        message.partition,
+                        None if before is None else before.session,
+                        applied.stored.session,
+                        decoded,
+                        message,
+                    )
                 self.metrics.applied += 1
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1
@@ -192,6 +212,14 @@ class SessionProcessor:
         self.metrics.verdicts_applied += 1
         if released is not None:
             self._count_snapshot(sent=True)
+
+    def _handle_tick(self, message: Message, outbox: Outbox) -> None:
+        at = decode_tick(message.value or b"")
+        if at is None or self.stats is None:
+            rejected = Rejected("invalid_internal_record", "Not a statistics tick")
+            self.dead_letters.reject(rejected, message, outbox)
+            return
+        self.stats.tick(message.partition, at)
 
     def _verdict_without_session(
         self, integration_id: str, message: Message, outbox: Outbox

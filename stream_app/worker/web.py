@@ -10,9 +10,11 @@ from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 
 from stream_app.domain import encode_json
+from stream_app.domain.stats import encode_window_stats as encode_stats
 from stream_app.kafka_security import Secret
 from stream_app.worker.metrics import Metrics
 from stream_app.worker.sessions import SessionProcessor
+from stream_app.worker.stats import StatsCombiner, StatsQueryError, stats_query
 
 JSON = "application/json"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
@@ -58,8 +60,17 @@ def register_views(
     sessions: SessionProcessor,
     metrics: Metrics,
     http_token: Secret | None = None,
+    stats_table: Any = None,
+    stats: StatsCombiner | None = None,
 ) -> None:
     """Attach the worker's HTTP views to `app`."""
+
+    def unauthorized(web: View) -> Response:
+        response = web.bytes(
+            b'{"error":"a valid bearer token is required"}', content_type=JSON, status=401
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="stream-app"'
+        return response
 
     @app.page("/livez")
     async def livez(web: View, request: Request) -> Response:
@@ -95,15 +106,39 @@ def register_views(
     async def session(web: View, request: Request, integration_id: str) -> Response:
         # Checked here and again on the owner: Faust forwards the request's headers.
         if not authorized(request, http_token):
-            response = web.bytes(
-                b'{"error":"a valid bearer token is required"}', content_type=JSON, status=401
-            )
-            response.headers["WWW-Authenticate"] = 'Bearer realm="stream-app"'
+            response = unauthorized(web)
         else:
             response = await routed(web, request, integration_id)
         # Personal data: no cache on the way may keep it.
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    if stats is not None and stats_table is not None:
+        combiner = stats
+
+        async def owned_stats(web: View, request: Request, application_id: str) -> Response:
+            try:
+                query = stats_query(application_id, request.query.get("from"),
+                                    request.query.get("to"))  # fmt: skip
+            except StatsQueryError as exc:
+                return web.bytes(encode_json({"error": str(exc)}), content_type=JSON, status=400)
+            windows = combiner.windows(*query)
+            body = {"applicationId": query[0], "windows": windows}
+            return web.bytes(encode_stats(body), content_type=JSON)
+
+        # The windows of an application live in the stats table partition its key hashes to.
+        routed_stats: Any = app.table_route(table=stats_table, match_info="application_id")(
+            owned_stats
+        )
+
+        @app.page("/stats/{application_id}")
+        async def stats_view(web: View, request: Request, application_id: str) -> Response:
+            if not authorized(request, http_token):
+                response = unauthorized(web)
+            else:
+                response = await routed_stats(web, request, application_id)
+            response.headers["Cache-Control"] = "no-store"
+            return response
 
     @app.page("/partitions")
     async def partitions(web: View, request: Request) -> Response:

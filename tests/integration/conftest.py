@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -60,6 +61,7 @@ def start_worker(
         prefix: str = "sa",
         partitions: int = 8,
         guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
+        overrides: Mapping[str, Any] | None = None,
     ) -> WorkerProcess:
         own_dir = data_dir or tmp_path / f"worker-{len(started)}"
         if settings is None:
@@ -68,6 +70,8 @@ def start_worker(
             )
         else:
             settings = replace(settings, web_port=free_port(), data_dir=own_dir)
+        if overrides:
+            settings = replace(settings, **overrides)
         worker = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         worker.start(wait=wait)
