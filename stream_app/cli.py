@@ -1,7 +1,8 @@
 """The `stream-app` console command: `worker`, `config`, the operator tools, `--version`.
 
 Each subcommand is a function registered in `COMMANDS` with `@command`; `main` dispatches. The
-operator tools (check, produce, dlq, schema) are modules of `stream_app.tools` with `main(argv)`.
+operator tools (check, produce, dlq, stats, schema) are modules of `stream_app.tools` with
+`main(argv)`.
 """
 
 from __future__ import annotations
@@ -222,6 +223,12 @@ def produce_command(args: list[str]) -> None:
 def dlq_command(args: list[str]) -> None:
     """Inspect and re-drive dead letters (tools/dlq.py)."""
     sys.exit(run_tool("stream_app.tools.dlq", "dlq", args))
+
+
+@command("stats", "APP [--from T] [--to T]: an application's statistics windows, from a worker")
+def stats_command(args: list[str]) -> None:
+    """Print an application's windowed statistics, asked of a worker (tools/stats.py)."""
+    sys.exit(run_tool("stream_app.tools.stats", "stats", args))
 
 
 @command("schema", "JSON Schemas of the records, AsyncAPI of the topics")

@@ -169,7 +169,8 @@ def _duration(name: str, raw: str) -> timedelta | None:
     if raw.lower() == FOREVER:
         return None
     number, unit = raw[:-1], raw[-1:].lower()
-    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) < 1:
+    valid = unit in _DURATION_UNITS and number.isascii() and number.isdigit()
+    if not valid or int(number) < 1:
         raise SettingsError(f"{name}={raw!r}: expected {FOREVER} or a duration such as 90d, 12h, "
                             "30m or 45s")  # fmt: skip
     return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
@@ -180,7 +181,7 @@ def _seconds(least: int) -> Parse:
 
     def parse(name: str, raw: str) -> int:
         number, unit = raw[:-1], raw[-1:].lower()
-        if unit not in _DURATION_UNITS or not number.isdigit():
+        if unit not in _DURATION_UNITS or not (number.isascii() and number.isdigit()):
             raise SettingsError(f"{name}={raw!r}: expected a duration such as 1m, 1h or 30s")
         seconds = int(number) * _DURATION_UNITS[unit]
         if seconds < least:
@@ -240,8 +241,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAM_APP_WEB_HOST", "web_host", "0.0.0.0", _text,
             "address the HTTP server binds to (`127.0.0.1`: this machine only)"),
     Setting("STREAM_APP_HTTP_TOKEN", "http_token", "", _optional(_secret),
-            "when set, `GET /sessions/...` needs `Authorization: Bearer <token>`; probes and "
-            "metrics stay open", secret=True),
+            "when set, `GET /sessions/...` and `GET /stats/...` need `Authorization: Bearer "
+            "<token>`; probes and metrics stay open", secret=True),
     Setting("STREAM_APP_HTTP_TOKEN_FILE", "http_token_file", "", _optional(_path),
             "file holding the token (a mounted secret), instead of `STREAM_APP_HTTP_TOKEN`"),
     Setting("STREAM_APP_PROCESSING_GUARANTEE", "processing_guarantee",
@@ -388,7 +389,7 @@ class Settings:
     data_dir: Path
     web_port: int
     web_host: str
-    #: Bearer token required on /sessions/... (None: open).
+    #: Bearer token required on /sessions/... and /stats/... (None: open).
     http_token: Secret | None
     #: The file the token was read from (a mounted secret), when it came from one.
     http_token_file: Path | None

@@ -1,5 +1,6 @@
-"""Operator commands of `stream-app` beside the worker: check, produce, dlq, schema; and what
-the console command and they share: reading the settings, redacting secrets, aiokafka's causes."""
+"""Operator commands of `stream-app` beside the worker: check, produce, dlq, stats, schema; and
+what the console command and they share: reading the settings, redacting secrets, aiokafka's
+causes."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--help"])
     out = capsys.readouterr().out
     assert "usage: stream-app <command>" in out
-    for name in ("worker", "config", "check", "produce", "dlq", "schema"):
+    for name in ("worker", "config", "check", "produce", "dlq", "stats", "schema"):
         assert name in COMMANDS
         assert f"  {name} " in out
 
@@ -36,7 +36,7 @@ def test_version_names_the_release_and_the_pinned_libraries(
     assert "aiokafka 0.14." in out
 
 
-@pytest.mark.parametrize("command", ["produce", "dlq", "schema"])
+@pytest.mark.parametrize("command", ["produce", "dlq", "stats", "schema"])
 def test_each_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])

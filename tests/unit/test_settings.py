@@ -18,6 +18,7 @@ from stream_app.settings import (
     ProcessingGuarantee,
     Settings,
     SettingsError,
+    _seconds,
 )
 
 
@@ -38,6 +39,9 @@ def test_defaults_match_the_contract() -> None:
     assert (settings.session_timeout, settings.standby_replicas) == (60.0, 1)
     assert settings.security.protocol is SecurityProtocol.PLAINTEXT
     assert settings.log_format is LogFormat.TEXT
+    assert (settings.stats, settings.stats_topic) == (True, "customer-session-stats")
+    assert (settings.stats_window, settings.stats_grace, settings.stats_idle) == (60, 300, 30)
+    assert settings.stats_retention == timedelta(days=7)
 
 
 def test_every_variable_is_read() -> None:
@@ -78,6 +82,12 @@ def test_every_variable_is_read() -> None:
         "STREAM_APP_RETENTION_CLOSED": "forever",
         "STREAM_APP_RETENTION_IDLE": "90m",
         "STREAM_APP_RETENTION_SNAPSHOT_TOMBSTONES": "true",
+        "STREAM_APP_STATS": "false",
+        "STREAM_APP_STATS_TOPIC": "stats-eu",
+        "STREAM_APP_STATS_WINDOW": "5m",
+        "STREAM_APP_STATS_GRACE": "0s",
+        "STREAM_APP_STATS_IDLE": "45s",
+        "STREAM_APP_STATS_RETENTION": "forever",
     }
     assert set(env) == set(ENV_DEFAULTS)
     settings = Settings.from_env(env)
@@ -111,10 +121,15 @@ def test_every_variable_is_read() -> None:
         final=timedelta(hours=36), closed=None, idle=timedelta(minutes=90)
     )
     assert settings.retention_snapshot_tombstones is True
+    assert (settings.stats, settings.stats_topic) == (False, "stats-eu")
+    assert (settings.stats_window, settings.stats_grace, settings.stats_idle) == (300, 0, 45)
+    assert settings.stats_retention is None
     # Internal topics follow the app id, so two deployments never share them.
     assert settings.claims_topic == "sessions-eu-profile-claims"
     assert settings.verdicts_topic == "sessions-eu-profile-verdicts"
     assert settings.rekeyed_topic == "sessions-eu-rekeyed-events"
+    assert settings.stats_partials_topic == "sessions-eu-stats-partials"
+    assert settings.stats_ticks_topic == "sessions-eu-stats-ticks"
 
 
 def test_empty_values_fall_back_to_defaults() -> None:
@@ -145,6 +160,10 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_SSL_CA_FILE", "/nonexistent/ca.pem", "no such file"),
         ("STREAM_APP_SSL_CERT_FILE", "/nonexistent/c.pem", "go together"),
         ("STREAM_APP_SASL_PASSWORD_FILE", "/nonexistent/pw", "cannot read it"),
+        ("STREAM_APP_STATS", "on", "expected true or false"),
+        ("STREAM_APP_STATS_WINDOW", "0s", "STREAM_APP_STATS_WINDOW='0s': expected at least 1s"),
+        ("STREAM_APP_STATS_IDLE", "0m", "expected at least 1s"),
+        ("STREAM_APP_STATS_RETENTION", "0d", "expected forever or a duration"),
     ],
 )
 def test_bad_values_are_named_in_the_error(name: str, value: str, expected: str) -> None:
@@ -251,3 +270,57 @@ def test_retention_defaults_follow_the_session_lifecycle() -> None:
     off = {f"STREAM_APP_RETENTION_{name}": "forever" for name in ("FINAL", "CLOSED", "IDLE")}
     assert not Settings.from_env(off).retention.enabled
     assert Settings.from_env(off).to_env()["STREAM_APP_RETENTION_IDLE"] == "forever"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30s", 30), ("1m", 60), ("2h", 7200), ("1d", 86400), ("90S", 90), ("15M", 900),
+     (" 10m ", 600)],
+)  # fmt: skip
+def test_statistics_durations_are_whole_seconds(value: str, seconds: int) -> None:
+    for name in ("STREAM_APP_STATS_WINDOW", "STREAM_APP_STATS_GRACE", "STREAM_APP_STATS_IDLE"):
+        settings = Settings.from_env({name: value})
+        attribute = name.removeprefix("STREAM_APP_").lower()
+        assert getattr(settings, attribute) == seconds, name
+        # Exported in the largest whole unit, and read back the same.
+        assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    "value", ["0s", "0m", "60", "1", "1.5m", "-1m", "+1m", "m", "1w", "1 m", "forever", "1m30s"]
+)
+def test_a_statistics_window_must_be_a_positive_duration(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"^STREAM_APP_STATS_WINDOW="):
+        Settings.from_env({"STREAM_APP_STATS_WINDOW": value})
+
+
+def test_the_statistics_grace_may_be_zero_but_no_less() -> None:
+    zero = Settings.from_env({"STREAM_APP_STATS_GRACE": "0s"})
+    assert zero.stats_grace == 0
+    assert zero.to_env()["STREAM_APP_STATS_GRACE"] == "0s"
+    assert Settings.from_env(zero.to_env()) == zero
+    assert Settings.from_env({"STREAM_APP_STATS_GRACE": "0h"}).stats_grace == 0
+    for garbage in ("-5s", "5", "later", "forever"):
+        with pytest.raises(SettingsError, match=r"STREAM_APP_STATS_GRACE=.*expected a duration"):
+            Settings.from_env({"STREAM_APP_STATS_GRACE": garbage})
+
+
+def test_statistics_durations_are_shown_in_their_largest_whole_unit() -> None:
+    settings = Settings.from_env(
+        {"STREAM_APP_STATS_WINDOW": "3600s", "STREAM_APP_STATS_GRACE": "90s",
+         "STREAM_APP_STATS_IDLE": "120s"}
+    )  # fmt: skip
+    shown = settings.describe()
+    assert shown["STREAM_APP_STATS_WINDOW"] == "1h"
+    assert shown["STREAM_APP_STATS_GRACE"] == "90s"
+    assert shown["STREAM_APP_STATS_IDLE"] == "2m"
+    assert Settings.from_env({}).describe()["STREAM_APP_STATS_RETENTION"] == "7d"
+
+
+def test_the_duration_parser_takes_its_least_value() -> None:
+    assert _seconds(0)("X", "0s") == 0
+    assert _seconds(60)("X", "1m") == 60
+    with pytest.raises(SettingsError, match=r"X='59s': expected at least 60s"):
+        _seconds(60)("X", "59s")
+    with pytest.raises(SettingsError, match=r"X='0d': expected at least 1s"):
+        _seconds(1)("X", "0d")
