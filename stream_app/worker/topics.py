@@ -98,9 +98,9 @@ async def ensure_topics(settings: Settings) -> TopicLayout:
             # applicationId; the partials and watermarks the combiner adds up, and the ticks
             # of idle partitions, read with the partition's events.
             specs += [
-                TopicSpec(settings.stats_topic, partitions),
-                TopicSpec(settings.stats_partials_topic, partitions),
-                TopicSpec(settings.stats_ticks_topic, partitions),
+                TopicSpec(settings.stats_topic, partitions, max_message_bytes=limit),
+                TopicSpec(settings.stats_partials_topic, partitions, max_message_bytes=limit),
+                TopicSpec(settings.stats_ticks_topic, partitions, max_message_bytes=limit),
             ]
             internal += [settings.stats_partials_topic, settings.stats_ticks_topic]
         await _create_missing(admin, specs, replication, settings.topic_configs)

@@ -27,7 +27,9 @@ def _routes(table: str) -> set[str]:
 
 def test_the_http_routes_in_the_readme_and_the_contract_are_the_served_ones() -> None:
     served = {
-        path.replace("{integration_id}", "{integrationId}")
+        path.replace("{integration_id}", "{integrationId}").replace(
+            "{application_id}", "{applicationId}"
+        )
         for path in re.findall(r'@app\.page\("([^"]+)"\)', WEB)
     }
     assert served == _routes(_section(README, "## HTTP"))
