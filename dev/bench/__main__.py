@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from dev import ROOT
-from dev.bench import core, retention
+from dev.bench import core, retention, stats
 from dev.bench.expect import expected_outputs
 from dev.bench.report import Report, machine
 from dev.bench.runs import (
@@ -48,7 +48,7 @@ from dev.harness.workload import generate_workload
 from stream_app.settings import Settings
 
 MODES = ("at_least_once", "exactly_once")
-SECTIONS = ("core", "throughput", "state", "restore", "latency", "lifecycle")
+SECTIONS = ("core", "throughput", "stats", "state", "restore", "latency", "lifecycle")
 DEFAULT_EVENTS = 600_000
 
 
@@ -195,7 +195,7 @@ async def _run(
     throughput_needed = sections & {"throughput", "state", "restore"}
     records: list[tuple[str | None, bytes]] = []
     expected = expected_outputs([])
-    if throughput_needed or "core" in sections:
+    if throughput_needed or sections & {"core", "stats"}:
         _say(f"generating {events:,} events over ~{sessions:,} sessions (seed {args.seed})")
         records = list(generate_workload(args.seed, sessions, events))
         expected = expected_outputs(records)
@@ -278,6 +278,34 @@ async def _run(
                 label = f"reference job, {reference.name}"
                 report.others.append(await _throughput(bootstrap, reference, events, label))
         await raw_run(len(modes) + 1)
+
+    if "stats" in sections:
+        topic = f"{prefix}-stats-input"
+        await create_topic(bootstrap, topic, partitions)
+        ordered = stats.in_time_order(records)
+        _say(f"statistics cost: preloading {len(ordered):,} records in event-time order")
+        await produce_all(bootstrap, topic, ordered)
+        for mode in modes:
+            for on in (True, False):
+                name = f"{mode}, stats {'on' if on else 'off'}"
+                settings = worker_settings(f"{mode}-stats-{on}", mode, topic)
+                target = WorkerTarget(
+                    name=name,
+                    settings=replace(settings, stats=on),
+                    log_path=logs / f"{mode}-stats-{'on' if on else 'off'}.log",
+                )
+                result = await _throughput(bootstrap, target, events, f"worker, {name}")
+                report.stats_cost.append(result)
+                if on and result.metrics is not None:
+                    late = result.metrics.by_label(
+                        "stream_app_stats_late_events_total", "where"
+                    ).total()
+                    report.checks.append(
+                        f"{'ok' if late == 0 else 'MISMATCH'}  {name}: {late:,} late events"
+                        " (in event-time order: none)"
+                    )
+                _check_counts(report, name, result.metrics, result.output_records, expected.applied)
+                shutil.rmtree(work / f"{mode}-stats-{on}", ignore_errors=True)
 
     if "latency" in sections:
         rates = [args.rate]

@@ -70,6 +70,8 @@ class Report:
     workers: list[Throughput] = field(default_factory=list)
     #: Reference jobs in other stream processors (--compare-quix), drained like the workers.
     others: list[Throughput] = field(default_factory=list)
+    #: The statistics' cost (dev/bench/stats.py): per mode, a drain with stats on, then off.
+    stats_cost: list[Throughput] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
     states: dict[str, StateSize] = field(default_factory=dict)
     restores: dict[str, Restore] = field(default_factory=dict)
@@ -259,6 +261,24 @@ class Report:
                 out.append(
                     f"  {'raw baseline (median)':<22}{base:>10,.0f}{'1.000x':>8}"
                     f"{_fmt(self.raw_cpu_us_per_event, '{:,.0f}'):>11}{'1.000x':>12}"
+                )
+        if self.stats_cost:
+            out.append("")
+            out.append(
+                "STATISTICS COST  the same drain, records in event-time order, STREAM_APP_STATS"
+                " on and off"
+            )
+            out.append(f"  {'run':<34}{'events/s':>10}{'CPU us/ev':>11}{'CPU on/off':>12}")
+            runs = {run.name: run for run in self.stats_cost}
+            for run in self.stats_cost:
+                off = runs.get(run.name.replace("stats on", "stats off"))
+                cost = None
+                if run.name.endswith("stats on") and off is not None:
+                    on_cpu, off_cpu = run.cpu_us_per_event, off.cpu_us_per_event
+                    cost = None if not on_cpu or not off_cpu else on_cpu / off_cpu
+                out.append(
+                    f"  {run.name:<34}{run.events_per_second:>10,.0f}"
+                    f"{_fmt(run.cpu_us_per_event, '{:,.1f}'):>11}{_fmt(cost, '{:.3f}x'):>12}"
                 )
         if self.latency:
             lat0 = self.latency[0]
@@ -484,6 +504,7 @@ class Report:
                 "raw": [throughput(r) for r in self.raw],
                 "workers": {w.name: throughput(w) for w in self.workers},
                 "others": {o.name: throughput(o) for o in self.others},
+                "stats_cost": {s.name: throughput(s) for s in self.stats_cost},
             },
             "latency": [{"name": lat.name, **latency(lat)} for lat in self.latency],
             "state": {
