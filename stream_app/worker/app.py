@@ -74,6 +74,15 @@ ROCKSDB_OPTIONS = {
 }
 
 
+#: The `stats` table holds a few rows per application and window, read and written once per
+#: batch of partials: a fraction of the sessions' buffers and cache is plenty.
+STATS_ROCKSDB_OPTIONS = {
+    "write_buffer_size": 512 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 512 * 1024,
+}
+
+
 class StreamApp(faust.App):
     """Faust app whose exactly-once sends join the transaction of the event being processed."""
 
@@ -229,7 +238,7 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
     partials = topic(settings.stats_partials_topic)
 
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
-    def table(name: str) -> TableT[bytes, bytes]:
+    def table(name: str, options: dict[str, int] = ROCKSDB_OPTIONS) -> TableT[bytes, bytes]:
         return app.Table(
             name,
             partitions=partitions,
@@ -240,7 +249,7 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
                 **CHANGELOG_CONFIGS,
                 "max.message.bytes": str(session_record_limit(settings)),
             },
-            options=ROCKSDB_OPTIONS,
+            options=options,
         )
 
     sessions_table = table("sessions")
@@ -249,7 +258,7 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
     expiries_table = table("expiries")
     tables = [sessions_table, profiles_table, expiries_table]
     # The statistics' windows per application (stream_app/worker/stats.py).
-    stats_table = table("stats") if settings.stats else None
+    stats_table = table("stats", STATS_ROCKSDB_OPTIONS) if settings.stats else None
     if stats_table is not None:
         tables.append(stats_table)
     # The agents' topics arrive in batches (batching.py), and so do the changelogs a restore
