@@ -8,7 +8,8 @@ returns, cancels, and a few bad and duplicate records), waits until the worker h
 record, reads the output topics back, and prints what happened. It checks as it goes and exits
 non-zero when something does not add up: the worker dies or stalls, the metrics disagree with
 the stream that was sent, an output record is missing or extra, a profile has no single first
-session, or GET /sessions disagrees with the snapshot topic.
+session, GET /sessions disagrees with the snapshot topic, or the statistics per application on
+the stats topic (or GET /stats) differ from an offline aggregation of the input topic.
 
 The broker comes from STREAM_APP_BROKER (`make demo` starts the local one when none is given).
 The worker's log and state live under `.local/demo/<run id>/`. After a successful run the
@@ -28,10 +29,11 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +41,24 @@ from aiokafka.errors import KafkaError
 
 from dev.harness.kafka import bootstrap_from_env, delete_topics, read_all
 from dev.harness.metrics import WorkerMetrics
-from dev.harness.settle import WaitTimeout, settle
+from dev.harness.replay import InputRecord, replay
+from dev.harness.settle import WaitTimeout, settle, wait_until
+from dev.harness.stats import ExpectedStats, expected_stats
 from dev.harness.workers import WorkerProcess, settings_for
 from dev.harness.workload import generate_workload
 from stream_app.domain import (
+    Applied,
     CustomerSession,
     decode_customer_session,
     decode_rejection,
     decode_transition,
+)
+from stream_app.domain.stats import (
+    Figures,
+    Windowing,
+    WindowStats,
+    decode_window_stats,
+    encode_window_stats,
 )
 
 DEMO_DIR = Path(".local/demo")
@@ -59,6 +71,26 @@ PROCESS_TIMEOUT = 300.0
 READ_TIMEOUT = 60.0
 #: How long the worker may take to stop on SIGTERM before it is killed.
 STOP_TIMEOUT = 30.0
+#: How long the stats topic may take, once the worker has handled the stream, to hold every
+#: window of the offline aggregation (idle ticks close them STATS_IDLE after the last record).
+STATS_TIMEOUT = 90.0
+#: The statistics settings of the demo's worker (seconds). The stream's occurredAt values cover
+#: about a day in no global order (each session has its own clock), so with the default
+#: 1-minute windows and 5-minute grace most events would come after their window had closed on
+#: their partition and count as late. Hour windows that stay open for a day of stream time
+#: count all but a handful; those few are late, as the offline aggregation finds too.
+STATS_WINDOW = 3600
+STATS_GRACE = 86400
+#: Once the stream has been handled, the idle ticks move each partition's stream time to today
+#: and so close every window. A tick before a partition's last event would make that event and
+#: the ones after it late, which the offline aggregation does not model: 10 s of idle leaves
+#: room for the moments between the worker becoming healthy and the stream reaching it.
+STATS_IDLE = 10
+#: The statistics figures of a window, as named on WindowStats and Figures.
+FIGURES = (
+    "sessions_created", "sessions_closed", "sessions_cancelled", "sessions_partially_returned",
+    "revenue_closed", "returned_value", "abandoned_value", "coupons_applied", "events_applied",
+)  # fmt: skip
 
 
 class DemoFailure(Exception):
@@ -74,6 +106,35 @@ class Outputs:
     transitions: Counter[str]
     created: int
     dead_letters: Counter[str]
+
+
+@dataclass
+class Stats:
+    """The statistics of the run: the stats topic, and the offline aggregation of the input."""
+
+    windowing: Windowing
+    published: list[WindowStats]
+    expected: ExpectedStats
+    #: Events the offline replay applied, per applicationId (counted in a window, or late).
+    applied: Counter[int]
+    #: stream_app_stats_late_events_total by `where` (source, combiner), the windows closed.
+    late: Counter[str]
+    ticks: int
+    #: Input partitions that had an idle tick sent before their last record (none expected).
+    early_ticks: list[int]
+
+    def caveat(self) -> str:
+        """Why the worker may rightly differ from the offline aggregation; "" when nothing."""
+        return _early_ticks_note(self.early_ticks)
+
+
+def _early_ticks_note(partitions: list[int]) -> str:
+    if not partitions:
+        return ""
+    return (
+        f"; partitions {partitions} had an idle tick sent before their last record, which "
+        "moves their stream time to now (the offline aggregation has no ticks)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,11 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_for(
         bootstrap, prefix, run_dir / "data", partitions=args.partitions, guarantee=args.guarantee
     )
+    # Windows that suit the stream (see STATS_WINDOW), kept for ever: the stream's day is in the
+    # past, and the default 7-day retention, counted back from the stream time the idle ticks
+    # set (today), would drop each window from GET /stats as soon as it closes.
+    settings = replace(
+        settings,
+        stats_window=STATS_WINDOW,
+        stats_grace=STATS_GRACE,
+        stats_idle=STATS_IDLE,
+        stats_retention=None,
+    )
     worker = WorkerProcess(settings, run_dir / "worker.log")
 
     print(f"stream-app demo, run {run_id}")
     print(
         f"  broker {bootstrap}, topics {prefix}-*, {args.partitions} partitions, {args.guarantee}"
+    )
+    print(
+        f"  statistics in {_span(STATS_WINDOW)} windows, {_span(STATS_GRACE)} of grace, "
+        f"idle ticks after {_span(STATS_IDLE)}"
     )
     print(f"  worker log {worker.log_path}")
     print()
@@ -174,9 +249,14 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
     with _step("reading the output topics back"):
         outputs = _read_outputs(bootstrap, worker, metrics)
 
+    with _step("waiting until the stats topic holds every window of the offline aggregation"):
+        stats = _read_stats(bootstrap, worker, sent)
+
     lookup = _pick_session(outputs.latest)
     status, body = worker.get(f"/sessions/{lookup.integration_id}")
     missing_status, missing_body = worker.get("/sessions/no-such-session")
+    application_id = _pick_application(stats)
+    stats_status, stats_body = worker.get(f"/stats/{application_id}")
 
     checks = _check(
         sent=sent,
@@ -189,6 +269,8 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
         lookup=lookup,
         http=(status, body),
         missing=missing_status,
+        stats=stats,
+        stats_http=(application_id, stats_status, stats_body),
     )
     _print_summary(
         sent=sent,
@@ -200,10 +282,16 @@ def _run(worker: WorkerProcess, bootstrap: str, args: argparse.Namespace) -> Non
         send_seconds=produced - started,
         elapsed=elapsed,
         partitions=args.partitions,
+        stats=stats,
     )
     print(f"\nGET /sessions/{lookup.integration_id} -> {status}")
     print(json.dumps(json.loads(body), indent=2))
     print(f"GET /sessions/no-such-session -> {missing_status} {missing_body.decode()}")
+    answered = json.loads(stats_body)["windows"]
+    closed = sum(1 for window in answered if window["closed"])
+    print(
+        f"GET /stats/{application_id} -> {stats_status} ({len(answered)} windows, {closed} closed)"
+    )
     print("\nChecks")
     for line in checks:
         print(f"  ok  {line}")
@@ -309,6 +397,108 @@ async def _read_topics(bootstrap: str, topics: list[str]) -> list[list[Any]]:
     return list(await asyncio.gather(*(read_all(bootstrap, topic) for topic in topics)))
 
 
+def _read_stats(bootstrap: str, worker: WorkerProcess, sent: int) -> Stats:
+    """Aggregate the input topic offline, as one worker applies it, then wait until the stats
+    topic holds every window that aggregation has (the idle ticks close them)."""
+    settings = worker.settings
+    windowing = Windowing(settings.stats_window, settings.stats_grace)
+    records, ticks = asyncio.run(
+        _read_topics(bootstrap, [settings.input_topic, settings.stats_ticks_topic])
+    )
+    if len(records) != sent:
+        raise DemoFailure(f"the input topic holds {len(records)} records, {sent} were sent")
+    # Read back, the records have the partitions and offsets the worker read them at.
+    steps = list(replay(map(InputRecord.from_consumer_record, records), answer_claims=True))
+    expected = expected_stats(steps, windowing)
+    applied = Counter(
+        step.outcome.stored.session.application_id
+        for step in steps
+        if isinstance(step.outcome, Applied)
+    )
+    # Ticks sent so far: one sent before its partition's last record (send times, ms) may have
+    # moved the partition's stream time past the rest of its events, which then are late.
+    last_sent: dict[int, int] = {}
+    for record in records:
+        last_sent[record.partition] = max(record.timestamp, last_sent.get(record.partition, 0))
+    early = sorted(
+        {tick.partition for tick in ticks if tick.timestamp < last_sent.get(tick.partition, 0)}
+    )
+
+    published: list[WindowStats] = []
+
+    async def complete() -> bool:
+        nonlocal published
+        found = await read_all(bootstrap, settings.stats_topic)
+        published = [decode_window_stats(record.value) for record in found]
+        return set(expected.windows) <= {_window_of(stats) for stats in published}
+
+    try:
+        asyncio.run(
+            wait_until(
+                complete,
+                timeout=STATS_TIMEOUT,
+                interval=1.0,
+                what="every window on the stats topic",
+                check=worker.check_alive,
+            )
+        )
+    except WaitTimeout:
+        missing = sorted(set(expected.windows) - {_window_of(stats) for stats in published})
+        scrape = worker.metrics()
+        ticks_sent = "?" if scrape is None else scrape.count("stream_app_stats_ticks_total")
+        raise DemoFailure(
+            f"after {STATS_TIMEOUT:.0f} s the stats topic holds {len(published)} windows and "
+            f"lacks {len(missing)} of the {len(expected.windows)} the offline aggregation has, "
+            f"e.g. {[_window_text(w) for w in missing[:3]]}; the worker sent {ticks_sent} idle "
+            f"ticks (after STREAM_APP_STATS_IDLE={settings.stats_idle}s without input)"
+            f"{_early_ticks_note(early)}"
+        ) from None
+    except RuntimeError as exc:
+        raise DemoFailure(str(exc)) from None
+    metrics = worker.metrics()
+    if metrics is None:
+        raise DemoFailure("GET /metrics did not answer 200 after the windows closed")
+    return Stats(
+        windowing=windowing,
+        published=published,
+        expected=expected,
+        applied=applied,
+        late=metrics.by_label("stream_app_stats_late_events_total", "where"),
+        ticks=metrics.count("stream_app_stats_ticks_total"),
+        early_ticks=early,
+    )
+
+
+def _window_of(stats: WindowStats) -> tuple[int, int]:
+    """(applicationId, window start in epoch seconds): how the offline aggregation keys it."""
+    return stats.application_id, int(stats.window_start.timestamp())
+
+
+def _window_text(window: tuple[int, int]) -> str:
+    application_id, start = window
+    return f"{application_id}@{datetime.fromtimestamp(start, UTC):%Y-%m-%dT%H:%M}Z"
+
+
+def _figures(source: WindowStats | Figures) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in FIGURES}
+
+
+def _pick_application(stats: Stats) -> int:
+    """The application with the most windows (the smallest id among equals)."""
+    windows = Counter(application_id for application_id, _ in stats.expected.windows)
+    if not windows:
+        raise DemoFailure("the offline aggregation has no window")
+    return min(windows, key=lambda application_id: (-windows[application_id], application_id))
+
+
+def _span(seconds: int) -> str:
+    """A duration in its largest whole unit: 1 d, 1 h, 5 s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def _pick_session(latest: dict[str, CustomerSession]) -> CustomerSession:
     """A session worth showing: returned, with a profile and a coupon, a small cart."""
 
@@ -339,6 +529,8 @@ def _check(
     lookup: CustomerSession,
     http: tuple[int, bytes],
     missing: int,
+    stats: Stats,
+    stats_http: tuple[int, int, bytes],
 ) -> list[str]:
     """Every check the demo makes; raises DemoFailure on the first that fails."""
     applied = metrics.count("stream_app_events_applied_total")
@@ -406,7 +598,68 @@ def _check(
         f"status {status}, body {body[:200]!r}",
     )
     check(missing == 404, "GET /sessions of an unknown id answers 404", f"status {missing}")
+    _check_stats(check, stats, stats_http)
     return passed
+
+
+def _check_stats(
+    check: Callable[[bool, str, str], None], stats: Stats, http: tuple[int, int, bytes]
+) -> None:
+    """The statistics checks: the stats topic, the late-event count and GET /stats against the
+    offline aggregation of the input topic."""
+    expected = stats.expected
+    caveat = stats.caveat()
+    windows = Counter(_window_of(published) for published in stats.published)
+    repeated = sorted(window for window, n in windows.items() if n > 1)
+    missing = sorted(set(expected.windows) - set(windows))
+    extra = sorted(set(windows) - set(expected.windows))
+    check(
+        not (repeated or missing or extra),
+        f"the stats topic holds each of the {len(expected.windows)} windows of the offline "
+        "aggregation once, and no other",
+        f"{len(repeated)} twice, {len(missing)} missing, {len(extra)} extra, e.g. "
+        f"{[_window_text(w) for w in (repeated + missing + extra)[:3]]}{caveat}",
+    )
+    size = stats.windowing.size
+    wrong = [
+        published
+        for published in stats.published
+        if not published.closed
+        or (published.window_end - published.window_start).total_seconds() != size
+        or _figures(published) != _figures(expected.windows[_window_of(published)])
+    ]
+    first = (
+        f"e.g. {_window_text(_window_of(wrong[0]))}: {wrong[0]} instead of "
+        f"{expected.windows[_window_of(wrong[0])]}"
+        if wrong
+        else ""
+    )
+    check(
+        not wrong,
+        "every window is closed, spans the window size and has the offline figures",
+        f"{len(wrong)} of {len(stats.published)} windows do not, {first}{caveat}",
+    )
+    source, combiner = stats.late["source"], stats.late["combiner"]
+    check(
+        source == expected.late and combiner == 0,
+        f"the worker counted the {expected.late} late events of the offline aggregation",
+        f"stream_app_stats_late_events_total: source {source}, combiner {combiner}; offline "
+        f"{expected.late}{caveat}",
+    )
+    application_id, status, body = http
+    on_topic = sorted(
+        (s for s in stats.published if s.application_id == application_id),
+        key=lambda s: s.window_start,
+    )
+    topic_windows = [json.loads(encode_window_stats(s)) for s in on_topic]
+    answer = json.loads(body) if status == 200 else {}
+    answered = [window for window in answer.get("windows", []) if window["closed"]]
+    check(
+        answer.get("applicationId") == application_id and answered == topic_windows,
+        "GET /stats/{applicationId} answers the closed windows of the stats topic",
+        f"GET /stats/{application_id}: status {status}, {len(answered)} closed windows, the topic "
+        f"has {len(topic_windows)}; body {body[:200]!r}",
+    )
 
 
 def _print_summary(
@@ -420,6 +673,7 @@ def _print_summary(
     send_seconds: float,
     elapsed: float,
     partitions: int,
+    stats: Stats,
 ) -> None:
     applied = metrics.count("stream_app_events_applied_total")
     skipped = metrics.count("stream_app_events_duplicate_total")
@@ -460,6 +714,8 @@ def _print_summary(
     row("false, a later session", len(latest) - anonymous - first)
     row("snapshots held for a verdict", snapshots_held, "(the latest is sent with it)")
 
+    _print_stats(stats)
+
     print("\nThroughput (one worker process)")
     row("records sent in", f"{send_seconds:.1f} s")
     row("all handled after", f"{elapsed:.1f} s", f"{sent / elapsed:.0f} records/s end to end")
@@ -471,6 +727,49 @@ def _print_summary(
     outputs_total = outputs.snapshots + outputs.transitions.total() + outputs.dead_letters.total()
     row("output records", outputs_total, "snapshots + transitions + dead letters")
     print(f"  ({partitions} partitions; the worker also handled {metrics.verdicts} verdicts)")
+
+
+def _print_stats(stats: Stats) -> None:
+    """Per application: its windows on the stats topic and their figures summed; late: the
+    events applied for it that no window counted."""
+    windowing = stats.windowing
+    print(
+        f"\nStatistics per application ({_span(windowing.size)} windows, "
+        f"{_span(windowing.grace)} grace; sums over the windows on the stats topic)"
+    )
+    header = (
+        "app", "windows", "created", "closed", "cancelled", "partRet",
+        "revenue", "returned", "abandoned", "coupons", "events", "late",
+    )  # fmt: skip
+    by_application: dict[int, list[WindowStats]] = {}
+    for published in stats.published:
+        by_application.setdefault(published.application_id, []).append(published)
+
+    def cells(label: str, windows: int, sums: Figures, late: int) -> list[str]:
+        figures = [
+            f"{value:.2f}" if isinstance(value, Decimal) else str(value)
+            for value in _figures(sums).values()
+        ]
+        return [label, str(windows), *figures, str(late)]
+
+    rows: list[list[str]] = [list(header)]
+    total = Figures()
+    for application_id, windows in sorted(by_application.items()):
+        sums = Figures()
+        for published in windows:
+            sums.add(Figures(**_figures(published)))
+        total.add(sums)
+        late = stats.applied[application_id] - sums.events_applied
+        rows.append(cells(str(application_id), len(windows), sums, late))
+    rows.append(cells("total", len(stats.published), total, stats.late.total()))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        label, *numbers = row
+        aligned = (n.rjust(width) for n, width in zip(numbers, widths[1:], strict=True))
+        print(f"  {label:<{widths[0]}}  " + "  ".join(aligned))
+    print("  (partRet: partially returned; money: revenueClosed, returnedValue, abandonedValue;")
+    print("  late: applied after their window had closed on their partition, so in no window;")
+    print(f"  {stats.ticks} idle ticks were sent)")
 
 
 if __name__ == "__main__":
