@@ -47,12 +47,15 @@ class InputRecord:
     offset: int
     key: bytes | None
     value: bytes
+    #: The broker's timestamp, epoch seconds (None: not known).
+    timestamp: float | None = None
 
     @classmethod
     def from_consumer_record(cls, record: Any) -> InputRecord:
         """From an aiokafka ConsumerRecord."""
         value = record.value if record.value is not None else b""
-        return cls(record.topic, record.partition, record.offset, record.key, value)
+        timestamp = record.timestamp / 1000
+        return cls(record.topic, record.partition, record.offset, record.key, value, timestamp)
 
     @classmethod
     def numbered(

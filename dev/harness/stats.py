@@ -3,7 +3,8 @@
 `expected_stats` goes through the replay's steps in the order the worker applies them (per
 partition, in offset order) and applies the same rules as the worker: each applied event
 counts in its application's window unless its partition's stream time (the latest
-`occurredAt` applied there before it) has closed that window. It does not model what a
+`occurredAt` applied there before it, at most an hour past its record's broker timestamp when
+that is known) has closed that window. It does not model what a
 worker's restart or a rebalance changes (a partition's stream time then restarts from its
 next event: contract section 11), so a stream compared with it should carry no event later
 than the grace on its partition.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from dev.harness.replay import Step
 from stream_app.domain import Applied, CustomerSession
 from stream_app.domain.stats import Figures, Windowing, record_event
+from stream_app.worker.expiry import MAX_EVENT_TIME_AHEAD
 
 
 @dataclass
@@ -43,12 +45,16 @@ def expected_stats(steps: Iterable[Step], windowing: Windowing) -> ExpectedStats
         partition = step.record.partition
         start = windowing.start_of(event.occurred_at)
         clock = clocks.get(partition)
-        if clock is not None and windowing.is_late(start, clock[1]):
+        late = clock is not None and windowing.is_late(start, clock[1])
+        if late or not windowing.is_representable(start):
             expected.late += 1
         else:
             figures = expected.windows.setdefault((after.application_id, start), Figures())
             record_event(figures, before, after, event)
         at = event.occurred_at.timestamp()
+        if step.record.timestamp is not None:
+            # As far past its record's timestamp as the worker lets an event move stream time.
+            at = min(at, step.record.timestamp + MAX_EVENT_TIME_AHEAD.total_seconds())
         if clock is None or at > clock[0]:
             clocks[partition] = (at, windowing.closed_through(at))
     return expected

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import msgspec
 from msgspec import Struct
@@ -30,6 +30,13 @@ from stream_app.domain.events import Event, ReturnEvent
 from stream_app.domain.outputs import CustomerSession
 
 ZERO = Decimal(0)
+#: Where the sums are added: enough digits for any sum of float totals to be exact (a float's
+#: decimal text spans at most ~770 digits from its largest to its smallest), so no sum is
+#: rounded and none depends on the order of its terms.
+EXACT = Context(prec=2000, Emax=10**6, Emin=-(10**6))
+#: The windows a datetime can name: starting in year 1, ending in year 9999.
+FIRST_WINDOW_START = math.floor(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+LAST_WINDOW_END = math.floor(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 #: Window times in table keys: seconds since the epoch plus this, as 12 digits, so that keys
 #: sort as times do (back to year -1200 and up to year 30,000).
 _KEY_OFFSET = 10**11
@@ -55,6 +62,11 @@ class Windowing:
         """Whether the window starting at `window_start` is already closed."""
         return window_start + self.size <= closed_through
 
+    def is_representable(self, window_start: int) -> bool:
+        """Whether the window starting there lies in years 1 to 9999 (a week-long window can
+        start before the first day of year 1)."""
+        return FIRST_WINDOW_START <= window_start < window_start + self.size <= LAST_WINDOW_END
+
 
 class Figures(Struct, gc=False, rename="camel"):
     """What a window counts for one application; mutable, filled in place (`add`)."""
@@ -67,7 +79,8 @@ class Figures(Struct, gc=False, rename="camel"):
     revenue_closed: Decimal = ZERO
     #: Per applied return event, the total before minus the total after.
     returned_value: Decimal = ZERO
-    #: The session's `total` at each transition from `open` into `cancelled`: carts abandoned.
+    #: The session's `total` at each transition from `open` into `cancelled` (as the cancelling
+    #: event leaves it, like revenue_closed and the transition record): carts abandoned.
     abandoned_value: Decimal = ZERO
     #: Applied events that set a non-empty coupon different from the previous one.
     coupons_applied: int = 0
@@ -79,9 +92,10 @@ class Figures(Struct, gc=False, rename="camel"):
         self.sessions_closed += other.sessions_closed
         self.sessions_cancelled += other.sessions_cancelled
         self.sessions_partially_returned += other.sessions_partially_returned
-        self.revenue_closed += other.revenue_closed
-        self.returned_value += other.returned_value
-        self.abandoned_value += other.abandoned_value
+        add = EXACT.add
+        self.revenue_closed = add(self.revenue_closed, other.revenue_closed)
+        self.returned_value = add(self.returned_value, other.returned_value)
+        self.abandoned_value = add(self.abandoned_value, other.abandoned_value)
         self.coupons_applied += other.coupons_applied
         self.events_applied += other.events_applied
 
@@ -107,17 +121,18 @@ def record_event(
     if after.coupon and after.coupon != previous_coupon:
         figures.coupons_applied += 1
     if isinstance(event, ReturnEvent) and before is not None:
-        figures.returned_value += money(before.total) - money(after.total)
+        returned = EXACT.subtract(money(before.total), money(after.total))
+        figures.returned_value = EXACT.add(figures.returned_value, returned)
     state = after.state
     if state == previous_state:
         return
     if state == "closed":
         figures.sessions_closed += 1
-        figures.revenue_closed += money(after.total)
+        figures.revenue_closed = EXACT.add(figures.revenue_closed, money(after.total))
     elif state == "cancelled":
         figures.sessions_cancelled += 1
-        if previous_state == "open" and before is not None:
-            figures.abandoned_value += money(before.total)
+        if previous_state == "open":
+            figures.abandoned_value = EXACT.add(figures.abandoned_value, money(after.total))
     elif state == "partially_returned":
         figures.sessions_partially_returned += 1
 

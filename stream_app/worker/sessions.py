@@ -172,10 +172,6 @@ class SessionProcessor:
                     )
                 if snapshot is not None:
                     outbox.send(self.settings.output_topic, key=key_bytes, value=snapshot)
-                # Last: a record whose handling raised above changed neither state nor counts.
-                sessions.put(decoded.integration_id, applied.stored, stored)
-                if self.expiry is not None:
-                    self.expiry.advance(message.partition, decoded.occurred_at, message)
                 if self.stats is not None:
                     self.stats.count(
                         message.partition,
@@ -184,6 +180,10 @@ class SessionProcessor:
                         decoded,
                         message,
                     )
+                # Last: a record whose handling raised above changed neither state nor counts.
+                sessions.put(decoded.integration_id, applied.stored, stored)
+                if self.expiry is not None:
+                    self.expiry.advance(message.partition, decoded.occurred_at, message)
                 self.metrics.applied += 1
                 if applied.claim is not None:
                     self.metrics.claims_sent += 1

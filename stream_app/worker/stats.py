@@ -31,6 +31,8 @@ import msgspec
 from stream_app.domain import CustomerSession, Event, Rejected
 from stream_app.domain.stats import (
     CLOCK_KEY,
+    FIRST_WINDOW_START,
+    LAST_WINDOW_END,
     CombinerClock,
     Figures,
     StatsPartial,
@@ -116,15 +118,20 @@ class StatsSource:
         if clock is not None and windowing.is_late(start, clock.closed_through):
             self.metrics.stats_late_events["source"] += 1
             log.debug(
-                "event %r of %s[%d]@%d is late for the statistics: its window %s closed on "
-                "the partition (stream time %s)",
+                "event %r of %s[%d]@%d is late for the statistics: its window (start %d, epoch "
+                "seconds) closed on the partition (stream time %.3f)",
                 event.event_id,
                 message.topic,
                 message.partition,
                 message.offset,
-                datetime.fromtimestamp(start, UTC).isoformat(),
-                datetime.fromtimestamp(clock.stream_time, UTC).isoformat(),
+                start,
+                clock.stream_time,
             )
+        elif not windowing.is_representable(start):
+            # Only at the ends of the calendar: no record could name the window.
+            self.metrics.stats_late_events["source"] += 1
+            log.debug("event %r: its window (start %d) is outside years 1 to 9999",
+                      event.event_id, start)  # fmt: skip
         else:
             window = (after.application_id, start)
             figures = self._batch.get(window)
@@ -244,6 +251,13 @@ class StatsCombiner:
                 if isinstance(decoded, StatsWatermark):
                     if self._watermark(decoded, clock, message, outbox):
                         closable = clock.closable(self.partitions)
+                elif not (
+                    FIRST_WINDOW_START <= decoded.window_start < decoded.window_end
+                    and decoded.window_end <= LAST_WINDOW_END
+                ):
+                    why = f"Partial of window {decoded.window_start} to {decoded.window_end}"
+                    rejected = Rejected("invalid_internal_record", why)
+                    self.dead_letters.reject(rejected, message, outbox)
                 elif clock.is_new(decoded):
                     self._add(decoded, closable, windows, index, message)
                 else:
@@ -300,14 +314,14 @@ class StatsCombiner:
             self.metrics.stats_late_events["combiner"] += partial.figures.events_applied
             log.debug(
                 "%d events of application %d from %s (%s[%d]@%d) are late for the "
-                "statistics: window %s closed",
+                "statistics: window (start %d, epoch seconds) closed",
                 partial.figures.events_applied,
                 application_id,
                 partial.source,
                 message.topic,
                 message.partition,
                 message.offset,
-                datetime.fromtimestamp(start, UTC).isoformat(),
+                start,
             )
             return
         key = window_key(application_id, start)
