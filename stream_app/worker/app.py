@@ -34,6 +34,7 @@ from stream_app.worker.overrides.tables import LocalTable
 from stream_app.worker.overrides.transactions import (
     SourcePartitionTransactionManager,
     TransactionalProducer,
+    retry_lost_coordinator_lookups,
 )
 from stream_app.worker.overrides.writers import (
     AtLeastOnceWriter,
@@ -91,6 +92,7 @@ class StreamApp(faust.App):
         # Per instance, so that other apps in the same process keep Faust's behaviour.
         transport.TransactionManager = SourcePartitionTransactionManager  # type: ignore[misc]
         transport.Producer = TransactionalProducer  # type: ignore[misc]
+        retry_lost_coordinator_lookups()
         # One event per fetched batch of a partition for the agents' topics (batching.py).
         transport.Consumer = BatchingConsumer  # type: ignore[misc]
         return transport

@@ -47,6 +47,7 @@ def _missing(tmp_path: Path) -> tuple[set[str], list[str]]:
             "mode FlowControlQueue": app.tables.changelog_queue,
             "aiokafka AIOKafkaProducer": producer,
             "aiokafka AIOKafkaClient": producer.client,
+            "aiokafka Sender": producer._sender,
             "aiokafka AIOKafkaConsumer": client_consumer,
         }
         try:

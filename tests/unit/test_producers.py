@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.client import CoordinationType
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownError
 
 from stream_app.settings import Settings
 from stream_app.worker.app import create_worker
@@ -40,3 +42,54 @@ def test_transactional_producers_retry_a_refused_request_sooner(
             app.consumer._thread.thread_loop.close()
 
     assert asyncio.run(retry_backoff_seconds()) == expected_ms / 1000
+
+
+def test_a_coordinator_lookup_that_loses_its_connection_is_asked_again(tmp_path: Path) -> None:
+    # A broker shutting down closes the connection of a FindCoordinator request in flight:
+    # aiokafka alone fails the producer for good (and the worker's commit with it).
+    async def lookups() -> tuple[int, int]:
+        settings = Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path)})
+        app: Any = create_worker(settings, partitions=2).app
+        producer = app.producer._new_producer(transactional_id="app-sessions-0")
+        sender, client = producer._sender, producer.client
+        asked = 0
+
+        async def coordinator_lookup(coordinator_type: Any, key: str) -> int:
+            nonlocal asked
+            asked += 1
+            if asked < 3:
+                raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+            return 7
+
+        async def ready(node_id: int, group: Any = None) -> bool:
+            return True
+
+        client.coordinator_lookup, client.ready = coordinator_lookup, ready
+        try:
+            node = await sender._find_coordinator(CoordinationType.TRANSACTION, "app-sessions-0")
+            return node, asked
+        finally:
+            await producer.stop()
+            app.consumer._thread.thread_loop.close()
+
+    assert asyncio.run(lookups()) == (7, 3)
+
+
+def test_other_coordinator_lookup_errors_still_fail(tmp_path: Path) -> None:
+    async def lookup() -> None:
+        settings = Settings.from_env({"STREAM_APP_DATA_DIR": str(tmp_path)})
+        app: Any = create_worker(settings, partitions=2).app
+        producer = app.producer._new_producer(transactional_id="app-sessions-0")
+
+        async def coordinator_lookup(coordinator_type: Any, key: str) -> int:
+            raise UnknownError("broken")
+
+        producer.client.coordinator_lookup = coordinator_lookup
+        try:
+            await producer._sender._find_coordinator(CoordinationType.TRANSACTION, "x")
+        finally:
+            await producer.stop()
+            app.consumer._thread.thread_loop.close()
+
+    with pytest.raises(KafkaError, match="broken"):
+        asyncio.run(lookup())

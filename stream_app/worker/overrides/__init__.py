@@ -32,6 +32,8 @@ What each module replaces (faust-streaming 0.15.3), and why:
   (faust/transport/consumer.py); fenced producers are replaced. It also makes the consumer's
   commit the checkpoint's. `TransactionalProducer`: `Producer._settings_extra`
   (faust/transport/drivers/aiokafka.py); transactional producers retry after 20 ms.
+  `retry_lost_coordinator_lookups`: aiokafka's `Sender._find_coordinator`, which fails the
+  producer when the broker closes the connection during a coordinator lookup.
 - recovery.py `ExactRecovery`, `StreamTableManager`: `Recovery` (faust/tables/recovery.py).
   Exact end offsets, no early give-up, no dropped records, no holes after rebalances.
 - local_state.py: new. RocksDB can hold writes of aborted transactions after a crash, so the
@@ -81,7 +83,8 @@ FOREIGN_PRIVATE_MEMBERS: dict[str, tuple[str, ...]] = {
         "_standby_events_received_at", "_standbys_span", "_wait",
     ),
     "mode FlowControlQueue": ("_queue", "_putters", "_wakeup_next"),
-    "aiokafka AIOKafkaProducer": ("_metadata", "_partitioner", "_txn_manager"),
+    "aiokafka AIOKafkaProducer": ("_metadata", "_partitioner", "_txn_manager", "_sender"),
+    "aiokafka Sender": ("_find_coordinator", "_retry_backoff"),
     "aiokafka AIOKafkaClient": ("_wait_on_metadata",),
     "aiokafka AIOKafkaConsumer": ("_client", "_fetcher"),
 }  # fmt: skip

@@ -7,7 +7,9 @@ Faust creates one `TransactionManager` per consumer (under either guarantee). Th
 - keeps exactly one usable transactional producer per actively assigned source partition
   across rebalances (`on_rebalance`);
 - has its transactional producers retry a refused request after 20 ms, not 100
-  (`TransactionalProducer`).
+  (`TransactionalProducer`);
+- has them look for their transaction coordinator again when the connection to it is lost
+  mid-lookup, instead of failing the producer for good (`retry_lost_coordinator_lookups`).
 
 Why Faust's own machinery is replaced here: docs/design.md, "Where the worker replaces Faust's
 machinery".
@@ -15,9 +17,12 @@ machinery".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.producer.sender import Sender
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP
@@ -43,6 +48,42 @@ class TransactionalProducer(Producer):
         if guarantee == ProcessingGuarantee.EXACTLY_ONCE:
             settings["retry_backoff_ms"] = TRANSACTIONAL_RETRY_BACKOFF_MS
         return settings
+
+
+#: The least time between two coordinator lookups after a lost connection (the broker is
+#: likely restarting: the 20 ms retry backoff would spin).
+LOOKUP_RETRY_SECONDS = 0.1
+
+
+def retry_lost_coordinator_lookups() -> None:
+    """Make a lost connection during a transaction coordinator lookup a retry, not a failure.
+
+    aiokafka's `Sender._find_coordinator` (aiokafka/producer/sender.py) retries a lookup the
+    broker answers with "not available", but turns a connection closed mid-request (a broker
+    shutting down, as in the broker_restart drill) into a plain KafkaError: the sender routine
+    then dies ("Unexpected error during batch delivery"), the transaction's commit fails and the
+    worker exits. Here such a lookup is asked again until the broker answers, as aiokafka does
+    for its other transactional requests. Process-wide (it patches aiokafka's class); idempotent.
+    """
+    if getattr(Sender._find_coordinator, "retries_lost_connections", False):  # noqa: SLF001
+        return
+    find = Sender._find_coordinator  # noqa: SLF001, private: aiokafka's
+
+    async def find_coordinator(self: Any, coordinator_type: Any, coordinator_key: str) -> int:
+        while True:
+            try:
+                node_id: int = await find(self, coordinator_type, coordinator_key)
+                return node_id
+            except KafkaError as exc:
+                if not isinstance(exc.__cause__, KafkaConnectionError):
+                    raise
+                log.warning("transaction coordinator lookup lost its connection (%s); "
+                            "asking again", exc.__cause__)  # fmt: skip
+                # self is aiokafka's Sender: its retry backoff, in seconds.
+                await asyncio.sleep(max(float(self._retry_backoff), LOOKUP_RETRY_SECONDS))
+
+    find_coordinator.retries_lost_connections = True  # type: ignore[attr-defined]
+    Sender._find_coordinator = find_coordinator  # noqa: SLF001
 
 
 def transactional_id_for(app: Any, source: TP) -> str:
