@@ -559,6 +559,14 @@ class Settings:
         return f"{self.app_id}-rekeyed-events"
 
     @property
+    def internal_topics(self) -> list[str]:
+        """The internal topics, which must have the input topic's partition count."""
+        topics = [self.claims_topic, self.verdicts_topic, self.rekeyed_topic]
+        if self.stats:
+            topics += [self.stats_partials_topic, self.stats_ticks_topic]
+        return topics
+
+    @property
     def stats_partials_topic(self) -> str:
         """Internal topic: per-partition statistics and watermarks, keyed by applicationId."""
         return f"{self.app_id}-stats-partials"

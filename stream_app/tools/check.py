@@ -71,9 +71,8 @@ async def check_kafka(settings: Settings, say: Callable[[str], None]) -> bool:
             settings.output_topic,
             settings.transitions_topic,
             settings.dlq_topic,
-            settings.claims_topic,
-            settings.verdicts_topic,
-            settings.rekeyed_topic,
+            *([settings.stats_topic] if settings.stats else []),
+            *settings.internal_topics,
         ]
         present = [name for name in names if name in existing]
         counts: dict[str, int] = {}
@@ -86,7 +85,7 @@ async def check_kafka(settings: Settings, say: Callable[[str], None]) -> bool:
             found = f"{counts[name]} partitions" if name in counts else "missing (created at start)"
             say(f"  {name}: {found}")
         expected = counts.get(settings.input_topic, settings.partitions)
-        internal = [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
+        internal = settings.internal_topics
         wrong = {name: counts[name] for name in internal if counts.get(name, expected) != expected}
         if wrong:
             say(f"FAILED: internal topics {wrong} must have {expected} partitions like the input")

@@ -92,7 +92,6 @@ async def ensure_topics(settings: Settings) -> TopicLayout:
             # A re-keyed event is an input record as it arrived, plus three small headers.
             TopicSpec(settings.rekeyed_topic, partitions, max_message_bytes=DLQ_MAX_MESSAGE_BYTES),
         ]
-        internal = [settings.claims_topic, settings.verdicts_topic, settings.rekeyed_topic]
         if settings.stats:
             # Statistics (stream_app/worker/stats.py): the final windows, keyed by
             # applicationId; the partials and watermarks the combiner adds up, and the ticks
@@ -102,9 +101,8 @@ async def ensure_topics(settings: Settings) -> TopicLayout:
                 TopicSpec(settings.stats_partials_topic, partitions, max_message_bytes=limit),
                 TopicSpec(settings.stats_ticks_topic, partitions, max_message_bytes=limit),
             ]
-            internal += [settings.stats_partials_topic, settings.stats_ticks_topic]
         await _create_missing(admin, specs, replication, settings.topic_configs)
-        counts = await _partition_counts(admin, internal)
+        counts = await _partition_counts(admin, settings.internal_topics)
         wrong = {name: n for name, n in counts.items() if n != partitions}
         if wrong:
             raise TopicLayoutError(
