@@ -161,6 +161,8 @@ def _boolean(name: str, raw: str) -> bool:
 
 #: Units of a duration setting, largest first.
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+#: The longest duration a setting takes: a hundred years (more is `forever` or a typo).
+_LONGEST_SECONDS = 36_500 * 86400
 FOREVER = "forever"
 
 
@@ -170,9 +172,9 @@ def _duration(name: str, raw: str) -> timedelta | None:
         return None
     number, unit = raw[:-1], raw[-1:].lower()
     valid = unit in _DURATION_UNITS and number.isascii() and number.isdigit()
-    if not valid or int(number) < 1:
+    if not valid or not 1 <= int(number) * _DURATION_UNITS[unit] <= _LONGEST_SECONDS:
         raise SettingsError(f"{name}={raw!r}: expected {FOREVER} or a duration such as 90d, 12h, "
-                            "30m or 45s")  # fmt: skip
+                            "30m or 45s, at most 36500d")  # fmt: skip
     return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
 
 
@@ -184,8 +186,8 @@ def _seconds(least: int) -> Parse:
         if unit not in _DURATION_UNITS or not (number.isascii() and number.isdigit()):
             raise SettingsError(f"{name}={raw!r}: expected a duration such as 1m, 1h or 30s")
         seconds = int(number) * _DURATION_UNITS[unit]
-        if seconds < least:
-            raise SettingsError(f"{name}={raw!r}: expected at least {least}s")
+        if not least <= seconds <= _LONGEST_SECONDS:
+            raise SettingsError(f"{name}={raw!r}: expected at least {least}s, at most 36500d")
         return seconds
 
     return parse
@@ -329,8 +331,8 @@ SETTINGS: tuple[Setting, ...] = (
             "a partition with no input for this long, and none waiting, moves its stream time "
             "to the wall clock, so windows close while traffic has stopped", show=_seconds_text),
     Setting("STREAM_APP_STATS_RETENTION", "stats_retention", "7d", _duration,
-            "how long closed windows stay answerable by `GET /stats` after they close (stream "
-            "time); `forever` keeps them", show=_duration_text),
+            "how long after its end (in stream time) a closed window stays answerable by "
+            "`GET /stats`; `forever` keeps them", show=_duration_text),
     Setting("STREAM_APP_SECURITY_PROTOCOL", _SECURITY, SecurityProtocol.PLAINTEXT.value, None,
             "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka client "
             "(worker, topic creation, tools)"),

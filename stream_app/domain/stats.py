@@ -65,7 +65,12 @@ class Windowing:
     def is_representable(self, window_start: int) -> bool:
         """Whether the window starting there lies in years 1 to 9999 (a week-long window can
         start before the first day of year 1)."""
-        return FIRST_WINDOW_START <= window_start < window_start + self.size <= LAST_WINDOW_END
+        return is_window(window_start, window_start + self.size)
+
+
+def is_window(start: int, end: int) -> bool:
+    """Whether [start, end) is a window a record can name: not empty, within years 1 to 9999."""
+    return FIRST_WINDOW_START <= start < end <= LAST_WINDOW_END
 
 
 class Figures(Struct, gc=False, rename="camel"):
@@ -230,6 +235,11 @@ class WindowStats(Struct, frozen=True, gc=False, rename="camel"):
     events_applied: int
 
 
+def plain(value: Decimal) -> Decimal:
+    """The same number without an exponent, so that JSON shows it in plain digits."""
+    return Decimal(format(value, "f"))
+
+
 def window_stats(application_id: int, window_start: int, window: StoredWindow) -> WindowStats:
     """The published form of a stored window."""
     figures = window.figures
@@ -242,9 +252,9 @@ def window_stats(application_id: int, window_start: int, window: StoredWindow) -
         sessions_closed=figures.sessions_closed,
         sessions_cancelled=figures.sessions_cancelled,
         sessions_partially_returned=figures.sessions_partially_returned,
-        revenue_closed=figures.revenue_closed,
-        returned_value=figures.returned_value,
-        abandoned_value=figures.abandoned_value,
+        revenue_closed=plain(figures.revenue_closed),
+        returned_value=plain(figures.returned_value),
+        abandoned_value=plain(figures.abandoned_value),
         coupons_applied=figures.coupons_applied,
         events_applied=figures.events_applied,
     )
@@ -260,19 +270,20 @@ def time_key(at: int) -> str:
     return f"{at + _KEY_OFFSET:012d}"
 
 
-def window_key(application_id: int, window_start: int) -> str:
-    """The table key of an application's window."""
-    return f"a{application_id}:{time_key(window_start)}"
+def window_key(application_id: int, window_start: int, window_end: int) -> str:
+    """The table key of an application's window: windows of different lengths (the setting
+    changed) that start together are kept apart."""
+    return f"a{application_id}:{time_key(window_start)}{time_key(window_end)}"
 
 
 def window_of_key(key: str) -> int:
     """The window start of a `window_key`."""
-    return int(key.rsplit(":", 1)[1]) - _KEY_OFFSET
+    return int(key.rsplit(":", 1)[1][:12]) - _KEY_OFFSET
 
 
 def window_range(application_id: int, start: int, stop: int) -> tuple[str, str]:
     """The keys of an application's windows that start in [start, stop)."""
-    return window_key(application_id, start), window_key(application_id, stop)
+    return f"a{application_id}:{time_key(start)}", f"a{application_id}:{time_key(stop)}"
 
 
 def open_key(window_end: int, application_id: int, window_start: int) -> str:
@@ -285,9 +296,9 @@ def closed_key(window_end: int, application_id: int, window_start: int) -> str:
     return f"c{time_key(window_end)}{time_key(window_start)}{application_id}"
 
 
-def indexed_window(entry: str) -> tuple[int, int]:
-    """(application_id, window_start) of an open or closed index entry."""
-    return int(entry[25:]), int(entry[13:25]) - _KEY_OFFSET
+def indexed_window(entry: str) -> tuple[int, int, int]:
+    """(application_id, window_start, window_end) of an open or closed index entry."""
+    return int(entry[25:]), int(entry[13:25]) - _KEY_OFFSET, int(entry[1:13]) - _KEY_OFFSET
 
 
 def index_stop(prefix: str, through: int) -> str:
@@ -303,7 +314,7 @@ _stats_json = msgspec.json.Encoder(decimal_format="number")
 _stats_decoder = msgspec.json.Decoder(WindowStats)
 
 
-def encode_stats_message(message: StatsMessage | StoredWindow | CombinerClock) -> bytes:
+def encode_stats_record(message: StatsMessage | StoredWindow | CombinerClock) -> bytes:
     """A partial or watermark on the partials topic, or a combiner table value (msgpack)."""
     return _partial_encoder.encode(message)
 

@@ -29,7 +29,7 @@ from stream_app.worker.overrides.membership import (
     log_kept_membership,
 )
 from stream_app.worker.overrides.recovery import StreamTableManager
-from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES, murmur2
+from stream_app.worker.overrides.sends import MAX_RECORD_BATCH_BYTES, key_partition
 from stream_app.worker.overrides.tables import LocalTable
 from stream_app.worker.overrides.transactions import (
     SourcePartitionTransactionManager,
@@ -338,7 +338,7 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
             writer=writer.for_table(stats_store),
             metrics=metrics,
             partitions=partitions,
-            partition_of=lambda key: (murmur2(key) & 0x7FFFFFFF) % partitions,
+            partition_of=lambda key: key_partition(key, partitions),
         )
         combiner = stats
 
@@ -364,12 +364,22 @@ def _tick_idle_partitions(app: StreamApp, settings: Settings, source: StatsSourc
             return
         if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
-        input_topic = settings.input_topic
+        input_topic, rekeyed_topic = settings.input_topic, settings.rekeyed_topic
         actives = app.assignor.assigned_actives()
         assigned = [tp.partition for tp in actives if tp.topic == input_topic]
-        lag = {p: n for (topic, p), n in consumer_lag(app).items() if topic == input_topic}
-        for partition in source.idle_partitions(assigned, lag, time.monotonic(), idle):
-            await app.producer.send(
-                settings.stats_ticks_topic, None, encode_tick(time.time()), partition, None, None
-            )
-            app.metrics.stats_ticks += 1
+        lags = consumer_lag(app)
+        # Input partitions with a known lag, plus their re-keyed events' (not fetched yet: 0).
+        lag = {
+            p: n + lags.get((rekeyed_topic, p), 0)
+            for (topic, p), n in lags.items()
+            if topic == input_topic
+        }
+        try:
+            for partition in source.idle_partitions(assigned, lag, time.monotonic(), idle):
+                await app.producer.send(
+                    settings.stats_ticks_topic, None, encode_tick(time.time()), partition, None,
+                    None,
+                )  # fmt: skip
+                app.metrics.stats_ticks += 1
+        except Exception as exc:  # a tick is a hint: the next check sends it again
+            log.warning("could not send a statistics tick: %s: %s", type(exc).__name__, exc)

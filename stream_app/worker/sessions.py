@@ -100,8 +100,6 @@ class SessionProcessor:
             self.metrics.observe_latency(time.perf_counter() - started)
         stats = self.stats
         if stats is not None:
-            if last.topic == input_topic:
-                stats.last_input[last.partition] = time.monotonic()
             stats.end_batch(last, outbox)
         expiry = self.expiry
         if expiry is None:
@@ -180,7 +178,8 @@ class SessionProcessor:
                         decoded,
                         message,
                     )
-                # Last: a record whose handling raised above changed neither state nor counts.
+                # Last: a record whose handling raised above changed neither state nor counts
+                # (counting it in the statistics, above, cannot raise).
                 sessions.put(decoded.integration_id, applied.stored, stored)
                 if self.expiry is not None:
                     self.expiry.advance(message.partition, decoded.occurred_at, message)
@@ -219,7 +218,7 @@ class SessionProcessor:
             rejected = Rejected("invalid_internal_record", "Not a statistics tick")
             self.dead_letters.reject(rejected, message, outbox)
             return
-        self.stats.tick(message.partition, at)
+        self.stats.tick(message.partition, at, message.timestamp)
 
     def _verdict_without_session(
         self, integration_id: str, message: Message, outbox: Outbox

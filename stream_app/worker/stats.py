@@ -22,6 +22,7 @@ windows close while traffic has stopped on part of the input.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +32,6 @@ import msgspec
 from stream_app.domain import CustomerSession, Event, Rejected
 from stream_app.domain.stats import (
     CLOCK_KEY,
-    FIRST_WINDOW_START,
-    LAST_WINDOW_END,
     CombinerClock,
     Figures,
     StatsPartial,
@@ -44,10 +43,11 @@ from stream_app.domain.stats import (
     decode_combiner_clock,
     decode_stats_message,
     decode_window,
-    encode_stats_message,
+    encode_stats_record,
     encode_window_stats,
     index_stop,
     indexed_window,
+    is_window,
     open_key,
     record_event,
     window_key,
@@ -95,7 +95,8 @@ class StatsSource:
     #: Partitions of the partials topic (the same as every topic of the worker's).
     partitions: int
     clocks: dict[int, SourceClock] = field(default_factory=dict)
-    #: Per input partition, when (time.monotonic) it last had a record handled.
+    #: Per partition, when (time.monotonic) it last applied an event: a partition with traffic
+    #: that applies nothing (rejected records only) has no stream time and needs ticks too.
     last_input: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,6 +113,7 @@ class StatsSource:
         message: Message,
     ) -> None:
         """Count an applied event into its window, unless the partition has closed it."""
+        self.last_input[partition] = time.monotonic()
         windowing = self.windowing
         start = windowing.start_of(event.occurred_at)
         clock = self._current(partition)
@@ -142,9 +144,10 @@ class StatsSource:
         if clock is None or occurred > clock.stream_time:
             self._advance(partition, clock, min(occurred, message.timestamp + _AHEAD_SECONDS))
 
-    def tick(self, partition: int, at: float) -> None:
-        """A tick: the partition had no input; its stream time follows the wall clock."""
-        self._advance(partition, self._current(partition), at)
+    def tick(self, partition: int, at: float, sent_at: float) -> None:
+        """A tick: the partition had no input; its stream time follows the wall clock (at
+        most an hour past the tick record's timestamp, `sent_at`, as for an event)."""
+        self._advance(partition, self._current(partition), min(at, sent_at + _AHEAD_SECONDS))
 
     def end_batch(self, source: Message, outbox: Outbox) -> None:
         """Add the batch's partials, then a watermark if the partition closed windows."""
@@ -157,12 +160,12 @@ class StatsSource:
                 partial = StatsPartial(
                     application_id, start, start + size, origin, source.offset, sequence, figures
                 )
-                outbox.send(topic, str(application_id).encode(), encode_stats_message(partial))
+                outbox.send(topic, str(application_id).encode(), encode_stats_record(partial))
             self._batch = {}
         clock = self._current(partition)
         if clock is None or clock.sent_through == clock.closed_through:
             return
-        watermark = encode_stats_message(StatsWatermark(partition, clock.closed_through))
+        watermark = encode_stats_record(StatsWatermark(partition, clock.closed_through))
         for target in range(self.partitions):
             outbox.send(self.settings.stats_partials_topic, None, watermark, target)
         clock.sent_through = clock.closed_through
@@ -235,7 +238,7 @@ class StatsCombiner:
         partition = last.partition
         stored_clock = self.table.get(partition, CLOCK_KEY)
         clock = CombinerClock() if stored_clock is None else decode_combiner_clock(stored_clock)
-        windows = BatchState(self.table, partition, decode_window, encode_stats_message)
+        windows = BatchState(self.table, partition, decode_window, encode_stats_record)
         index: dict[str, bytes | None] = {}
         outbox = Outbox()
         closable = clock.closable(self.partitions)
@@ -251,10 +254,7 @@ class StatsCombiner:
                 if isinstance(decoded, StatsWatermark):
                     if self._watermark(decoded, clock, message, outbox):
                         closable = clock.closable(self.partitions)
-                elif not (
-                    FIRST_WINDOW_START <= decoded.window_start < decoded.window_end
-                    and decoded.window_end <= LAST_WINDOW_END
-                ):
+                elif not is_window(decoded.window_start, decoded.window_end):
                     why = f"Partial of window {decoded.window_start} to {decoded.window_end}"
                     rejected = Rejected("invalid_internal_record", why)
                     self.dead_letters.reject(rejected, message, outbox)
@@ -269,7 +269,7 @@ class StatsCombiner:
         ):
             self._close(partition, closable, windows, index, outbox)
             clock.emitted_through = closable
-        index[CLOCK_KEY] = encode_stats_message(clock)
+        index[CLOCK_KEY] = encode_stats_record(clock)
         await self.writer.write(last, outbox, [*windows.changes(), *index.items()])
 
     def windows(self, application_id: int, start: int, stop: int) -> list[WindowStats]:
@@ -292,6 +292,11 @@ class StatsCombiner:
         source = watermark.partition
         if not 0 <= source < self.partitions:
             why = f"Watermark of partition {source}, not one of 0 to {self.partitions - 1}"
+            self.dead_letters.reject(Rejected("invalid_internal_record", why), message, outbox)
+            return False
+        if watermark.closed_through > message.timestamp + _AHEAD_SECONDS:
+            # No source's stream time runs more than an hour ahead of its records.
+            why = f"Watermark {watermark.closed_through} of partition {source} is in the future"
             self.dead_letters.reject(Rejected("invalid_internal_record", why), message, outbox)
             return False
         if watermark.closed_through <= clock.closed.get(source, watermark.closed_through - 1):
@@ -324,7 +329,7 @@ class StatsCombiner:
                 start,
             )
             return
-        key = window_key(application_id, start)
+        key = window_key(application_id, start, partial.window_end)
         window = windows.get(key)
         if window is None:
             window = StoredWindow(partial.window_end, Figures())
@@ -345,9 +350,9 @@ class StatsCombiner:
         stop = index_stop("o", through)
         entries = self._entries(partition, "o", stop, index)
         for entry in entries:
-            application_id, start = indexed_window(entry)
+            application_id, start, end = indexed_window(entry)
             index[entry] = None
-            key = window_key(application_id, start)
+            key = window_key(application_id, start, end)
             window = windows.get(key)
             if window is None or window.closed:
                 continue
@@ -364,9 +369,9 @@ class StatsCombiner:
             return
         expired = index_stop("c", through - self._retention)
         for entry in self._entries(partition, "c", expired, index):
-            application_id, start = indexed_window(entry)
+            application_id, start, end = indexed_window(entry)
             index[entry] = None
-            windows.delete(window_key(application_id, start))
+            windows.delete(window_key(application_id, start, end))
 
     def _entries(
         self, partition: int, prefix: str, stop: str, pending: dict[str, bytes | None]
@@ -397,7 +402,10 @@ EARLIEST, LATEST = -(10**10), 10**11
 def stats_query(application_id: str, start: str | None, stop: str | None) -> tuple[int, int, int]:
     """(applicationId, from, to) of a GET /stats request: `from` and `to` are ISO 8601 times
     (UTC when no offset is given) or epoch seconds; windows starting in [from, to) answer."""
-    if not (application_id.isascii() and application_id.isdigit()) or len(application_id) > 19:
+    # Only the canonical text: the request is routed by the text's hash, the windows are kept
+    # under the number's ("042" would be asked of the owner of another partition).
+    canonical = application_id.isascii() and application_id.isdigit() and len(application_id) < 20
+    if not canonical or application_id != str(int(application_id)) or int(application_id) < 1:
         raise StatsQueryError(f"applicationId {application_id!r} is not a positive integer")
     return int(application_id), _bound("from", start, EARLIEST), _bound("to", stop, LATEST)
 

@@ -164,6 +164,8 @@ def test_empty_values_fall_back_to_defaults() -> None:
         ("STREAM_APP_STATS_WINDOW", "0s", "STREAM_APP_STATS_WINDOW='0s': expected at least 1s"),
         ("STREAM_APP_STATS_IDLE", "0m", "expected at least 1s"),
         ("STREAM_APP_STATS_RETENTION", "0d", "expected forever or a duration"),
+        ("STREAM_APP_STATS_GRACE", "999999999999d", "at most 36500d"),
+        ("STREAM_APP_RETENTION_IDLE", "36501d", "at most 36500d"),
     ],
 )
 def test_bad_values_are_named_in_the_error(name: str, value: str, expected: str) -> None:

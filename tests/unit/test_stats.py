@@ -34,7 +34,7 @@ from stream_app.domain.stats import (
     decode_stats_message,
     decode_window,
     decode_window_stats,
-    encode_stats_message,
+    encode_stats_record,
     encode_window_stats,
     index_stop,
     indexed_window,
@@ -279,8 +279,10 @@ def test_time_keys_sort_as_times_do(a: int, b: int) -> None:
 def test_window_keys_of_an_application_sort_by_start_and_give_their_start_back(
     application_id: int, a: int, b: int
 ) -> None:
-    assert window_of_key(window_key(application_id, a)) == a
-    assert (window_key(application_id, a) < window_key(application_id, b)) == (a < b)
+    assert window_of_key(window_key(application_id, a, a + 60)) == a
+    assert (window_key(application_id, a, a + 60) < window_key(application_id, b, b + 1)) == (a < b)
+    # Windows of two lengths that start together are two keys, both of that start.
+    assert window_key(application_id, a, a + 60) != window_key(application_id, a, a + 300)
 
 
 @given(APPLICATIONS, APPLICATIONS, KEY_TIMES, KEY_TIMES, KEY_TIMES)
@@ -288,21 +290,23 @@ def test_a_window_range_holds_the_application_s_windows_starting_in_it_and_no_ot
     application_id: int, other: int, start: int, stop: int, window: int
 ) -> None:
     first, end = window_range(application_id, start, stop)
-    assert (first <= window_key(application_id, window) < end) == (start <= window < stop)
+    key = window_key(application_id, window, window + 60)
+    assert (first <= key < end) == (start <= window < stop)
     if other != application_id:
-        assert not first <= window_key(other, window) < end
+        assert not first <= window_key(other, window, window + 60) < end
 
 
 def test_a_window_range_leaves_out_applications_whose_id_extends_its_own() -> None:
     first, end = window_range(32, -(10**11), 9 * 10**11 - 1)
-    inside = [window_key(app, T0) for app in (3, 32, 320, 322, 33, 2)]
+    inside = [window_key(app, T0, T0 + 60) for app in (3, 32, 320, 322, 33, 2)]
     assert [first <= key < end for key in inside] == [False, True, False, False, False, False]
 
 
 @given(KEY_TIMES, APPLICATIONS, KEY_TIMES)
 def test_index_entries_give_back_their_window(end: int, application_id: int, start: int) -> None:
-    assert indexed_window(open_key(end, application_id, start)) == (application_id, start)
-    assert indexed_window(closed_key(end, application_id, start)) == (application_id, start)
+    window = (application_id, start, end)
+    assert indexed_window(open_key(end, application_id, start)) == window
+    assert indexed_window(closed_key(end, application_id, start)) == window
 
 
 @given(KEY_TIMES, KEY_TIMES, APPLICATIONS, APPLICATIONS, KEY_TIMES, KEY_TIMES)
@@ -427,7 +431,7 @@ def test_a_partial_is_new_only_after_the_last_one_added_from_its_source() -> Non
     assert clock.is_new(partial("i4", 0, 0))
     assert clock.added == {"i3": (11, 0), "r3": (2, 0), "i4": (0, 0)}
     # Stored and read back (msgpack), the clock still knows them.
-    stored = decode_combiner_clock(encode_stats_message(clock))
+    stored = decode_combiner_clock(encode_stats_record(clock))
     assert not stored.is_new(partial("i3", 11, 0))
     assert stored.is_new(partial("i3", 11, 1))
 
@@ -438,10 +442,10 @@ def test_a_partial_is_new_only_after_the_last_one_added_from_its_source() -> Non
 def test_partials_and_watermarks_round_trip_on_the_partials_topic() -> None:
     figures = Figures(3, 1, 1, 1, Decimal("43.5"), Decimal("0.1"), Decimal("19.99"), 2, 9)
     sent = StatsPartial(322, -60, 0, "r7", 12345, 2, figures)
-    assert decode_stats_message(encode_stats_message(sent)) == sent
+    assert decode_stats_message(encode_stats_record(sent)) == sent
     watermark = StatsWatermark(7, T0 - 60)
-    assert decode_stats_message(encode_stats_message(watermark)) == watermark
-    assert isinstance(decode_stats_message(encode_stats_message(watermark)), StatsWatermark)
+    assert decode_stats_message(encode_stats_record(watermark)) == watermark
+    assert isinstance(decode_stats_message(encode_stats_record(watermark)), StatsWatermark)
 
 
 @pytest.mark.parametrize(
@@ -461,11 +465,11 @@ def test_a_record_that_is_no_statistics_message_does_not_decode(value: bytes) ->
 
 def test_stored_windows_and_clocks_round_trip() -> None:
     window = StoredWindow(T0 + 60, Figures(sessions_created=2, revenue_closed=Decimal("0.3")))
-    assert decode_window(encode_stats_message(window)) == window
+    assert decode_window(encode_stats_record(window)) == window
     closed = StoredWindow(0, Figures(), closed=True)
-    assert decode_window(encode_stats_message(closed)) == closed
+    assert decode_window(encode_stats_record(closed)) == closed
     clock = CombinerClock({0: T0, 1: -60}, {"i0": (5, 1)}, emitted_through=-60)
-    assert decode_combiner_clock(encode_stats_message(clock)) == clock
+    assert decode_combiner_clock(encode_stats_record(clock)) == clock
 
 
 def test_published_window_stats_carry_exact_sums_as_json_numbers() -> None:
@@ -640,3 +644,11 @@ def test_the_harness_agrees_with_the_worker_on_an_event_far_ahead_of_its_record(
     assert late == 0
     expected = harness_stats(batches)
     assert (expected.late, expected.windows) == (late, windows)
+
+
+def test_published_sums_are_plain_digits_however_large() -> None:
+    figures = Figures(revenue_closed=money(1e16) + money(1e16), returned_value=money(1e-3))
+    window = StoredWindow(T0 + 60, figures, closed=True)
+    text = encode_window_stats(window_stats(322, T0, window))
+    assert b'"revenueClosed":20000000000000000,' in text
+    assert b'"returnedValue":0.001,' in text

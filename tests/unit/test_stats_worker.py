@@ -36,7 +36,7 @@ from stream_app.domain.stats import (
     decode_combiner_clock,
     decode_stats_message,
     decode_window_stats,
-    encode_stats_message,
+    encode_stats_record,
     money,
     open_key,
     window_key,
@@ -241,7 +241,7 @@ def test_a_tick_moves_stream_time_to_its_wall_clock_time() -> None:
     stats, metrics = source()
     count(stats, created("a", 10))
     assert watermarks_in(ended(stats, input_message(1)))[0][1] == StatsWatermark(3, T0 - 60)
-    stats.tick(3, T0 + 200)
+    stats.tick(3, T0 + 200, T0 + 200)
     records = ended(stats, input_message(0, topic=TICKS))
     assert partials_in(records) == []
     # 200 - 30: windows ending at or before 120 are closed.
@@ -250,13 +250,16 @@ def test_a_tick_moves_stream_time_to_its_wall_clock_time() -> None:
     count(stats, created("b", 100))
     assert metrics.stats_late_events["source"] == 1
     # A tick behind stream time changes nothing.
-    stats.tick(3, T0 + 150)
+    stats.tick(3, T0 + 150, T0 + 150)
     assert stats.clocks[3].stream_time == T0 + 200
     assert ended(stats, input_message(1, topic=TICKS)) == []
     # A partition without a clock starts one at the tick's time.
-    stats.tick(5, T0 + 90)
+    stats.tick(5, T0 + 90, T0 + 90)
     records = ended(stats, Message(TICKS, None, b"", partition=5, offset=0))
     assert watermarks_in(records) == [(n, StatsWatermark(5, T0 + 60)) for n in range(3)]
+    # A tick far ahead of its record's timestamp moves stream time an hour past it at most.
+    stats.tick(5, T0 + 10**9, T0 + 100)
+    assert stats.clocks[5].stream_time == T0 + 100 + 3600
 
 
 def test_after_a_rebalance_a_partition_s_stream_time_starts_again() -> None:
@@ -351,7 +354,7 @@ class Combiner:
         for value in values:
             encoded = value
             if isinstance(value, StatsPartial | StatsWatermark):
-                encoded = encode_stats_message(value)
+                encoded = encode_stats_record(value)
             messages.append(Message(PARTIALS, b"322", encoded, partition=0, offset=self.offset))
             self.offset += 1
         asyncio.run(self.combiner.handle_batch(messages))
@@ -514,7 +517,7 @@ def test_closed_windows_leave_once_the_retention_has_passed_after_they_closed() 
     combiner.feed(watermark(0, 660))
     assert [w.window_start for w in combiner.windows()] == [at(60), at(660)]
     rows = combiner.table.rows
-    assert window_key(322, T0) not in rows
+    assert window_key(322, T0, T0 + 60) not in rows
     assert closed_key(T0 + 60, 322, T0) not in rows
     assert closed_key(T0 + 120, 322, T0 + 60) in rows
     assert open_key(T0 + 720, 322, T0 + 660) in rows
@@ -735,3 +738,32 @@ def test_a_window_that_starts_before_year_one_is_not_counted_and_not_combined() 
     combiner.feed(forged, *(r.value for r in records))
     assert [code for code, _ in combiner.dead_letters()] == ["invalid_internal_record"]
     assert [(w.events_applied, w.closed) for w in combiner.windows()] == [(1, False)]
+
+
+def test_windows_of_two_lengths_that_start_together_are_kept_apart() -> None:
+    # The window length changed between two workers' restarts: both kinds are counted and
+    # published, each with its own end.
+    combiner = Combiner(partitions=1)
+    longer = StatsPartial(322, T0, T0 + 300, "i0", 1, 0, Figures(events_applied=5))
+    combiner.feed(partial("i0", 0, 0, events_applied=2), longer, watermark(0, 300))
+    published = sorted(
+        (s.window_end - s.window_start, s.events_applied) for s in combiner.published()
+    )
+    assert published == [(timedelta(seconds=60), 2), (timedelta(seconds=300), 5)]
+
+
+def test_a_watermark_far_ahead_of_its_record_is_dead_lettered() -> None:
+    combiner = Combiner(partitions=1)
+    messages = [partial("i0", 0, 0, events_applied=1), watermark(0, 10**8)]
+    combiner.feed(*messages)  # the fake stamps its records now: T0 + 10**8 s is years ahead
+    assert [code for code, _ in combiner.dead_letters()] == ["invalid_internal_record"]
+    assert combiner.published() == []
+    assert [w.closed for w in combiner.windows()] == [False]
+
+
+@pytest.mark.parametrize("text", ["042", "0", "+1", "1.0", "99999999999999999999", "٣"])
+def test_an_application_id_that_is_not_in_its_canonical_form_is_refused(text: str) -> None:
+    # The request is routed by the text's hash and the windows are kept under the number's.
+    with pytest.raises(worker_stats.StatsQueryError):
+        worker_stats.stats_query(text, None, None)
+    assert worker_stats.stats_query("42", "60", None)[:2] == (42, 60)

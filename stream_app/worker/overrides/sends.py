@@ -101,7 +101,7 @@ async def _partitioner(producer: Any, topic: str) -> Callable[[bytes | None], in
             return chosen[key]
         except KeyError:
             if default:  # the same choice, at half the cost of aiokafka's murmur2
-                partition = int(all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)])
+                partition = int(all_partitions[key_partition(key, len(all_partitions))])
             else:
                 partition = int(partitioner(key, all_partitions, available))
             chosen[key] = partition
@@ -114,6 +114,11 @@ _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 #: Unpackers of n little-endian 32-bit words, for keys of up to 255 bytes.
 _WORDS = [struct.Struct(f"<{n}I").unpack_from for n in range(64)]
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key among `partitions` (murmur2)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def murmur2(data: bytes) -> int:
