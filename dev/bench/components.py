@@ -18,6 +18,9 @@ from collections import Counter
 #: (component, substrings of a frame that belong to it), tried in this order for each frame.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("stream_app/worker/metrics.py",)),
+    ("statistics (source and combiner)", (
+        "stream_app/worker/stats.py", "stream_app/domain/stats.py",
+    )),
     ("retention (expiry index, sweep)", (
         "stream_app/worker/expiry.py", "stream_app/domain/retention.py",
     )),

@@ -51,7 +51,11 @@ class Windowing:
 
     def start_of(self, at: datetime) -> int:
         """The start (epoch seconds) of the window holding `at`."""
-        return math.floor(at.timestamp()) // self.size * self.size
+        return self.start_at(at.timestamp())
+
+    def start_at(self, seconds: float) -> int:
+        """The start of the window holding `seconds` since the epoch."""
+        return int(seconds // self.size) * self.size
 
     def closed_through(self, stream_time: float) -> int:
         """Every window ending at or before this time (epoch seconds) is closed, at this

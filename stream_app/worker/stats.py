@@ -101,8 +101,9 @@ class StatsSource:
 
     def __post_init__(self) -> None:
         self.windowing = windowing_of(self.settings)
-        # The batch's figures per (applicationId, window start).
+        # The batch's figures per (applicationId, window start), and whether it applied any.
         self._batch: dict[tuple[int, int], Figures] = {}
+        self._applied = False
 
     def count(
         self,
@@ -112,10 +113,14 @@ class StatsSource:
         event: Event,
         message: Message,
     ) -> None:
-        """Count an applied event into its window, unless the partition has closed it."""
-        self.last_input[partition] = time.monotonic()
+        """Count an applied event into its window, unless the partition has closed it.
+
+        Called for every applied event: the occurredAt's timestamp is taken once.
+        """
+        self._applied = True
         windowing = self.windowing
-        start = windowing.start_of(event.occurred_at)
+        occurred = event.occurred_at.timestamp()
+        start = windowing.start_at(occurred)
         clock = self._current(partition)
         if clock is not None and windowing.is_late(start, clock.closed_through):
             self.metrics.stats_late_events["source"] += 1
@@ -140,7 +145,6 @@ class StatsSource:
             if figures is None:
                 figures = self._batch[window] = Figures()
             record_event(figures, before, after, event)
-        occurred = event.occurred_at.timestamp()
         if clock is None or occurred > clock.stream_time:
             self._advance(partition, clock, min(occurred, message.timestamp + _AHEAD_SECONDS))
 
@@ -152,6 +156,9 @@ class StatsSource:
     def end_batch(self, source: Message, outbox: Outbox) -> None:
         """Add the batch's partials, then a watermark if the partition closed windows."""
         partition = source.partition
+        if self._applied:
+            self.last_input[partition] = time.monotonic()
+            self._applied = False
         if self._batch:
             topic = self.settings.stats_partials_topic
             origin = ("r" if source.topic == self.settings.rekeyed_topic else "i") + str(partition)
