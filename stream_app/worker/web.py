@@ -65,11 +65,18 @@ def register_views(
 ) -> None:
     """Attach the worker's HTTP views to `app`."""
 
-    def unauthorized(web: View) -> Response:
-        response = web.bytes(
-            b'{"error":"a valid bearer token is required"}', content_type=JSON, status=401
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="stream-app"'
+    async def guarded(web: View, request: Request, routed: Any, key: str) -> Response:
+        """A routed view behind the bearer token, never cached on the way."""
+        # Checked here and again on the owner: Faust forwards the request's headers.
+        if not authorized(request, http_token):
+            response = web.bytes(
+                b'{"error":"a valid bearer token is required"}', content_type=JSON, status=401
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="stream-app"'
+        else:
+            response = await routed(web, request, key)
+        # Personal data (sessions) and business figures (statistics).
+        response.headers["Cache-Control"] = "no-store"
         return response
 
     @app.page("/livez")
@@ -104,14 +111,7 @@ def register_views(
 
     @app.page("/sessions/{integration_id}")
     async def session(web: View, request: Request, integration_id: str) -> Response:
-        # Checked here and again on the owner: Faust forwards the request's headers.
-        if not authorized(request, http_token):
-            response = unauthorized(web)
-        else:
-            response = await routed(web, request, integration_id)
-        # Personal data: no cache on the way may keep it.
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return await guarded(web, request, routed, integration_id)
 
     if stats is not None and stats_table is not None:
         combiner = stats
@@ -133,12 +133,7 @@ def register_views(
 
         @app.page("/stats/{application_id}")
         async def stats_view(web: View, request: Request, application_id: str) -> Response:
-            if not authorized(request, http_token):
-                response = unauthorized(web)
-            else:
-                response = await routed_stats(web, request, application_id)
-            response.headers["Cache-Control"] = "no-store"
-            return response
+            return await guarded(web, request, routed_stats, application_id)
 
     @app.page("/partitions")
     async def partitions(web: View, request: Request) -> Response:
