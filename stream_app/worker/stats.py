@@ -180,8 +180,8 @@ class StatsSource:
     def idle_partitions(
         self, assigned: Iterable[int], lag: Mapping[int, int], now: float, idle: float
     ) -> list[int]:
-        """The assigned input partitions that have had no record for `idle` seconds and have
-        none waiting (`lag`: per partition, records not committed; absent: not known yet)."""
+        """The assigned partitions that have applied no event for `idle` seconds and have no
+        record waiting (`lag`: per partition, records not committed; absent: not known yet)."""
         found = []
         for partition in assigned:
             last = self.last_input.setdefault(partition, now)
