@@ -364,22 +364,24 @@ def _tick_idle_partitions(app: StreamApp, settings: Settings, source: StatsSourc
             return
         if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
-        input_topic, rekeyed_topic = settings.input_topic, settings.rekeyed_topic
-        actives = app.assignor.assigned_actives()
-        assigned = [tp.partition for tp in actives if tp.topic == input_topic]
-        lags = consumer_lag(app)
-        # Input partitions with a known lag, plus their re-keyed events' (not fetched yet: 0).
-        lag = {
-            p: n + lags.get((rekeyed_topic, p), 0)
-            for (topic, p), n in lags.items()
-            if topic == input_topic
-        }
+        # A tick is a hint: whatever fails here is logged, and a later check sends another
+        # (an exception escaping a timer would stop the worker).
         try:
+            input_topic, rekeyed_topic = settings.input_topic, settings.rekeyed_topic
+            actives = app.assignor.assigned_actives()
+            assigned = [tp.partition for tp in actives if tp.topic == input_topic]
+            lags = consumer_lag(app)
+            # Input partitions with a known lag, plus their re-keyed events' (not fetched: 0).
+            lag = {
+                p: n + lags.get((rekeyed_topic, p), 0)
+                for (topic, p), n in lags.items()
+                if topic == input_topic
+            }
             for partition in source.idle_partitions(assigned, lag, time.monotonic(), idle):
                 await app.producer.send(
                     settings.stats_ticks_topic, None, encode_tick(time.time()), partition, None,
                     None,
                 )  # fmt: skip
                 app.metrics.stats_ticks += 1
-        except Exception as exc:  # a tick is a hint: the next check sends it again
+        except Exception as exc:
             log.warning("could not send a statistics tick: %s: %s", type(exc).__name__, exc)
