@@ -237,7 +237,6 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
         inbox_topics.append(settings.stats_ticks_topic)
     session_inbox = topic(*inbox_topics)
     claims = topic(settings.claims_topic)
-    partials = topic(settings.stats_partials_topic)
 
     # bytes in, bytes out: Faust picks its "raw" serializer for both.
     def table(name: str, options: dict[str, int] = ROCKSDB_OPTIONS) -> TableT[bytes, bytes]:
@@ -342,7 +341,7 @@ def create_worker(settings: Settings, partitions: int, replication: int = 1) -> 
         )
         combiner = stats
 
-        @app.agent(partials, concurrency=1, name="stats")
+        @app.agent(topic(settings.stats_partials_topic), concurrency=1, name="stats")
         async def process_stats(stream: StreamT[bytes]) -> None:
             async for event in stream.events():
                 await checkpoint.handle(event, combiner.handle_batch(records_of(event.message)))
